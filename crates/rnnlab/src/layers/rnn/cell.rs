@@ -1,0 +1,453 @@
+//! The recurrent cells: one time step of LSTM, GRU (both `reset_after` forms) and SimpleRNN, with Keras' gate
+//! order and weight layout (keras-spec.md §1). A cell steps; the layer in `mod.rs` loops.
+
+use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
+use serde_json::{json, Map, Value};
+
+use super::kernels::{matmul_acc, matmul_acc_cols};
+use crate::activations::Activation;
+use crate::error::{Error, Result};
+use crate::initializers::Initializer;
+use crate::layers::WeightSpec;
+
+/// Which recurrence a cell computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CellKind {
+    /// Gates i, f, c, o; states [h, c].
+    Lstm,
+    /// Gates z, r, h; state [h]. `reset_after = true` is the Keras 3 / CuDNN form with a (2, 3U) bias.
+    Gru { reset_after: bool },
+    /// `h = act(x K + b + h R)`.
+    Simple,
+}
+
+/// The arguments every cell shares, with Keras' defaults.
+#[derive(Clone, Debug)]
+pub(crate) struct CellConfig {
+    pub units: usize,
+    pub activation: Activation,
+    pub recurrent_activation: Activation,
+    pub use_bias: bool,
+    pub kernel_initializer: Initializer,
+    pub recurrent_initializer: Initializer,
+    pub bias_initializer: Initializer,
+    pub unit_forget_bias: bool,
+    pub dropout: f32,
+    pub recurrent_dropout: f32,
+    pub seed: Option<u64>,
+}
+
+impl CellConfig {
+    pub(crate) fn new(units: usize) -> Self {
+        CellConfig {
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            kernel_initializer: Initializer::glorot_uniform(),
+            recurrent_initializer: Initializer::orthogonal(),
+            bias_initializer: Initializer::zeros(),
+            unit_forget_bias: true,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            seed: None,
+        }
+    }
+}
+
+/// A cell's weights, Keras layout: kernel (D, G), recurrent_kernel (U, G), bias (G,) or (2, G) for GRU reset_after.
+#[derive(Clone, Debug)]
+pub(crate) struct CellWeights {
+    pub kernel: Array2<f32>,
+    pub recurrent: Array2<f32>,
+    pub bias: Option<ArrayD<f32>>,
+}
+
+/// Per-call scratch buffers, allocated once per call and reused at every step.
+pub(crate) struct Scratch {
+    /// (B, G): pre-activations, then the activated gates (what a trace records).
+    pub gates: Vec<f32>,
+    /// (B, G): the recurrent product `h @ R` (plus GRU's recurrent bias).
+    pub rec: Vec<f32>,
+    /// (B, U): GRU's `r * (h R_h + b_h)` or `r * h`.
+    pub aux: Vec<f32>,
+}
+
+/// One recurrent cell: kind, configuration and (once built) weights.
+#[derive(Clone, Debug)]
+pub(crate) struct Cell {
+    pub kind: CellKind,
+    pub cfg: CellConfig,
+    pub w: Option<CellWeights>,
+}
+
+impl Cell {
+    pub(crate) fn class_name(&self) -> &'static str {
+        match self.kind {
+            CellKind::Lstm => "LSTM",
+            CellKind::Gru { .. } => "GRU",
+            CellKind::Simple => "SimpleRNN",
+        }
+    }
+
+    pub(crate) fn base_name(&self) -> &'static str {
+        match self.kind {
+            CellKind::Lstm => "lstm",
+            CellKind::Gru { .. } => "gru",
+            CellKind::Simple => "simple_rnn",
+        }
+    }
+
+    /// Number of state tensors: 2 for LSTM (h, c), else 1.
+    pub(crate) fn n_states(&self) -> usize {
+        if self.kind == CellKind::Lstm {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Width of the stacked gate blocks.
+    pub(crate) fn gate_width(&self) -> usize {
+        let u = self.cfg.units;
+        match self.kind {
+            CellKind::Lstm => 4 * u,
+            CellKind::Gru { .. } => 3 * u,
+            CellKind::Simple => u,
+        }
+    }
+
+    pub(crate) fn input_dim(&self) -> Option<usize> {
+        self.w.as_ref().map(|w| w.kernel.nrows())
+    }
+
+    fn bias_shape(&self) -> Vec<usize> {
+        match self.kind {
+            CellKind::Gru { reset_after: true } => vec![2, self.gate_width()],
+            _ => vec![self.gate_width()],
+        }
+    }
+
+    /// Checks the configuration (called before building and before every call).
+    pub(crate) fn validate(&self, ctx: &str) -> Result<()> {
+        if self.cfg.units == 0 {
+            return Err(Error::invalid(ctx, "units", "a positive integer", 0));
+        }
+        for (arg, v) in [
+            ("dropout", self.cfg.dropout),
+            ("recurrent_dropout", self.cfg.recurrent_dropout),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::invalid(ctx, arg, "a float in [0, 1]", v));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the weights for input dimension `d`, or checks `d` against the built ones.
+    pub(crate) fn build(&mut self, ctx: &str, d: usize) -> Result<()> {
+        self.validate(ctx)?;
+        if let Some(k) = self.input_dim() {
+            if k != d {
+                return Err(Error::shape(
+                    ctx,
+                    "sequences",
+                    format!("(batch, timesteps, {k})"),
+                    format!("(batch, timesteps, {d})"),
+                ));
+            }
+            return Ok(());
+        }
+        let (u, g) = (self.cfg.units, self.gate_width());
+        let to2 = |a: ArrayD<f32>| {
+            a.into_dimensionality::<ndarray::Ix2>()
+                .expect("initializer returns the requested rank")
+        };
+        let kernel = to2(self.cfg.kernel_initializer.sample(&[d, g])?);
+        let recurrent = to2(self.cfg.recurrent_initializer.sample(&[u, g])?);
+        let bias = if !self.cfg.use_bias {
+            None
+        } else if self.kind == CellKind::Lstm && self.cfg.unit_forget_bias {
+            // Keras: concat([bias_init((U,)), ones((U,)), bias_init((2U,))]) - the forget block starts at 1.
+            let mut b = Vec::with_capacity(g);
+            b.extend(self.cfg.bias_initializer.sample(&[u])?.iter().copied());
+            b.extend(std::iter::repeat_n(1.0, u));
+            b.extend(self.cfg.bias_initializer.sample(&[2 * u])?.iter().copied());
+            Some(ArrayD::from_shape_vec(IxDyn(&[g]), b).expect("4U values"))
+        } else {
+            Some(self.cfg.bias_initializer.sample(&self.bias_shape())?)
+        };
+        self.w = Some(CellWeights {
+            kernel,
+            recurrent,
+            bias,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn weight_specs(&self, prefix: &str) -> Vec<WeightSpec> {
+        let Some(w) = &self.w else { return Vec::new() };
+        let mut s = vec![
+            WeightSpec {
+                name: format!("{prefix}kernel"),
+                shape: w.kernel.shape().to_vec(),
+            },
+            WeightSpec {
+                name: format!("{prefix}recurrent_kernel"),
+                shape: w.recurrent.shape().to_vec(),
+            },
+        ];
+        if self.cfg.use_bias {
+            s.push(WeightSpec {
+                name: format!("{prefix}bias"),
+                shape: self.bias_shape(),
+            });
+        }
+        s
+    }
+
+    pub(crate) fn weights(&self) -> Vec<ArrayD<f32>> {
+        let Some(w) = &self.w else { return Vec::new() };
+        let mut v = vec![w.kernel.clone().into_dyn(), w.recurrent.clone().into_dyn()];
+        if let Some(b) = &w.bias {
+            v.push(b.clone());
+        }
+        v
+    }
+
+    /// Takes `[kernel, recurrent_kernel, (bias)]`, already checked against `weight_specs`.
+    pub(crate) fn assign(&mut self, weights: &mut impl Iterator<Item = ArrayD<f32>>) {
+        let to2 = |a: ArrayD<f32>| {
+            a.into_dimensionality::<ndarray::Ix2>()
+                .expect("shape checked")
+        };
+        let kernel = to2(weights.next().expect("count checked"));
+        let recurrent = to2(weights.next().expect("count checked"));
+        let bias = if self.cfg.use_bias {
+            weights.next()
+        } else {
+            None
+        };
+        self.w = Some(CellWeights {
+            kernel,
+            recurrent,
+            bias,
+        });
+    }
+
+    /// Keras config entries of the cell part of a recurrent layer's config.
+    pub(crate) fn config_entries(&self, m: &mut Map<String, Value>) {
+        let c = &self.cfg;
+        m.insert("units".into(), json!(c.units));
+        m.insert("activation".into(), json!(c.activation.name()));
+        if self.kind != CellKind::Simple {
+            m.insert(
+                "recurrent_activation".into(),
+                json!(c.recurrent_activation.name()),
+            );
+        }
+        m.insert("use_bias".into(), json!(c.use_bias));
+        m.insert(
+            "kernel_initializer".into(),
+            c.kernel_initializer.to_config(),
+        );
+        m.insert(
+            "recurrent_initializer".into(),
+            c.recurrent_initializer.to_config(),
+        );
+        m.insert("bias_initializer".into(), c.bias_initializer.to_config());
+        if self.kind == CellKind::Lstm {
+            m.insert("unit_forget_bias".into(), json!(c.unit_forget_bias));
+        }
+        for k in [
+            "kernel_regularizer",
+            "recurrent_regularizer",
+            "bias_regularizer",
+            "activity_regularizer",
+            "kernel_constraint",
+            "recurrent_constraint",
+            "bias_constraint",
+        ] {
+            m.insert(k.into(), Value::Null);
+        }
+        m.insert("dropout".into(), json!(c.dropout));
+        m.insert("recurrent_dropout".into(), json!(c.recurrent_dropout));
+        if let CellKind::Gru { reset_after } = self.kind {
+            m.insert("reset_after".into(), json!(reset_after));
+        }
+        m.insert("seed".into(), json!(c.seed));
+    }
+
+    /// The input projection for all time steps at once, `x: (N, D)` -> `xp: (N, G)`: `x @ kernel`, plus the input
+    /// bias where Keras adds it at this point (SimpleRNN, GRU). LSTM adds its bias after the recurrent term,
+    /// as Keras does: the order of float32 additions decides the last printed digit.
+    pub(crate) fn project(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        let w = self.w.as_ref().expect("built before forward");
+        let g = self.gate_width();
+        let mut xp = Array2::<f32>::zeros((x.nrows(), g));
+        ndarray::linalg::general_mat_mul(1.0, &x, &w.kernel, 0.0, &mut xp);
+        if let (Some(b), false) = (&w.bias, self.kind == CellKind::Lstm) {
+            let row = &b.as_slice().expect("weights are standard layout")[..g]; // GRU reset_after: row 0
+            for mut r in xp.rows_mut() {
+                for (v, bv) in r.iter_mut().zip(row) {
+                    *v += bv;
+                }
+            }
+        }
+        xp
+    }
+
+    pub(crate) fn scratch(&self, batch: usize) -> Scratch {
+        let g = self.gate_width();
+        Scratch {
+            gates: vec![0.0; batch * g],
+            rec: vec![0.0; batch * g],
+            aux: vec![0.0; batch * self.cfg.units],
+        }
+    }
+
+    /// One time step for the whole batch, in Keras' order of operations. `xp_t: (B, G)` row-major,
+    /// `prev`/`next`: the states (B, U) each. Leaves the activated gates in `s.gates`.
+    pub(crate) fn step(
+        &self,
+        xp_t: &[f32],
+        prev: &[Vec<f32>],
+        next: &mut [Vec<f32>],
+        s: &mut Scratch,
+        batch: usize,
+    ) {
+        let w = self.w.as_ref().expect("built before forward");
+        let u = self.cfg.units;
+        let g = self.gate_width();
+        let rk = w.recurrent.as_slice().expect("weights are standard layout");
+        let bias = w
+            .bias
+            .as_ref()
+            .map(|b| b.as_slice().expect("weights are standard layout"));
+        let (act, ract) = (self.cfg.activation, self.cfg.recurrent_activation);
+        match self.kind {
+            CellKind::Lstm => {
+                // z = (x K + h R) + b
+                s.rec.fill(0.0);
+                matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g);
+                for (k, z) in s.gates.iter_mut().enumerate() {
+                    *z = xp_t[k] + s.rec[k];
+                }
+                if let Some(b) = bias {
+                    for row in s.gates.chunks_mut(g) {
+                        row.iter_mut().zip(b).for_each(|(z, bv)| *z += bv);
+                    }
+                }
+                let (h_next, rest) = next.split_at_mut(1);
+                let (h_next, c_next) = (&mut h_next[0], &mut rest[0]);
+                let c_prev = &prev[1];
+                for b in 0..batch {
+                    let z = &mut s.gates[b * g..(b + 1) * g];
+                    let (i, rest) = z.split_at_mut(u);
+                    let (f, rest) = rest.split_at_mut(u);
+                    let (cc, o) = rest.split_at_mut(u);
+                    ract.apply_row(i);
+                    ract.apply_row(f);
+                    act.apply_row(cc);
+                    ract.apply_row(o);
+                    let cn = &mut c_next[b * u..(b + 1) * u];
+                    for j in 0..u {
+                        cn[j] = f[j] * c_prev[b * u + j] + i[j] * cc[j];
+                    }
+                    let hn = &mut h_next[b * u..(b + 1) * u];
+                    hn.copy_from_slice(cn);
+                    act.apply_row(hn);
+                    for j in 0..u {
+                        hn[j] *= o[j];
+                    }
+                }
+            }
+            CellKind::Gru { reset_after } => {
+                let h_prev = &prev[0];
+                let h_next = &mut next[0];
+                // rec = h R (+ b_h with reset_after); only the z and r blocks when reset_after is false.
+                s.rec.fill(0.0);
+                if reset_after {
+                    matmul_acc(h_prev, rk, &mut s.rec, batch, u, g);
+                    if let Some(b) = bias {
+                        for row in s.rec.chunks_mut(g) {
+                            row.iter_mut()
+                                .zip(&b[g..2 * g])
+                                .for_each(|(z, bv)| *z += bv);
+                        }
+                    }
+                } else {
+                    for b in 0..batch {
+                        let hrow = &h_prev[b * u..(b + 1) * u];
+                        matmul_acc_cols(
+                            hrow,
+                            rk,
+                            g,
+                            0,
+                            2 * u,
+                            &mut s.rec[b * g..b * g + 2 * u],
+                            1,
+                            u,
+                        );
+                    }
+                }
+                for b in 0..batch {
+                    let x = &xp_t[b * g..(b + 1) * g];
+                    let rec = &s.rec[b * g..(b + 1) * g];
+                    let z = &mut s.gates[b * g..(b + 1) * g];
+                    for j in 0..2 * u {
+                        z[j] = x[j] + rec[j];
+                    }
+                    let (zz, rest) = z.split_at_mut(u);
+                    let (rr, _) = rest.split_at_mut(u);
+                    ract.apply_row(zz);
+                    ract.apply_row(rr);
+                    for j in 0..u {
+                        s.aux[b * u + j] = if reset_after {
+                            rr[j] * rec[2 * u + j]
+                        } else {
+                            rr[j] * h_prev[b * u + j]
+                        };
+                    }
+                }
+                if !reset_after {
+                    // recurrent_h = (r * h) @ R[:, 2U:], written over the aux buffer's product slot in rec.
+                    for b in 0..batch {
+                        let cand = &mut s.rec[b * g + 2 * u..(b + 1) * g];
+                        cand.fill(0.0);
+                        matmul_acc_cols(&s.aux[b * u..(b + 1) * u], rk, g, 2 * u, u, cand, 1, u);
+                    }
+                }
+                for b in 0..batch {
+                    let x = &xp_t[b * g..(b + 1) * g];
+                    let z = &mut s.gates[b * g..(b + 1) * g];
+                    for j in 0..u {
+                        let rec_h = if reset_after {
+                            s.aux[b * u + j]
+                        } else {
+                            s.rec[b * g + 2 * u + j]
+                        };
+                        z[2 * u + j] = x[2 * u + j] + rec_h;
+                    }
+                    act.apply_row(&mut z[2 * u..]);
+                    for j in 0..u {
+                        let hp = h_prev[b * u + j];
+                        h_next[b * u + j] = z[j] * hp + (1.0 - z[j]) * z[2 * u + j];
+                    }
+                }
+            }
+            CellKind::Simple => {
+                // h = act((x K + b) + h R)
+                s.rec.fill(0.0);
+                matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g);
+                for (k, z) in s.gates.iter_mut().enumerate() {
+                    *z = xp_t[k] + s.rec[k];
+                }
+                for b in 0..batch {
+                    act.apply_row(&mut s.gates[b * u..(b + 1) * u]);
+                }
+                next[0].copy_from_slice(&s.gates);
+            }
+        }
+    }
+}

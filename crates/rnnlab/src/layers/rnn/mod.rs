@@ -1,0 +1,576 @@
+//! Recurrent layers: [`LSTM`], [`GRU`] and [`SimpleRNN`]. A cell (`cell.rs`) computes one step; the layer here owns
+//! the time loop and the sequence options (return_sequences, return_state, go_backwards, stateful, masking,
+//! initial_state), exactly as Keras' `RNN` base class does (keras-spec.md §2).
+
+mod cell;
+mod kernels;
+
+pub(crate) use cell::{Cell, CellConfig, CellKind};
+
+use std::any::Any;
+
+use ndarray::{Array2, Array3, ArrayD, ArrayViewD, Axis, Ix3};
+use serde_json::{json, Map, Value};
+
+use super::{
+    fmt_sym, layer_handle, CallInputs, Forward, Layer, Mask, Module, SymShape, WeightSpec,
+};
+use crate::activations::Activation;
+use crate::error::{Error, Result};
+use crate::initializers::Initializer;
+use crate::tensor::Shape;
+
+/// The sequence options of Keras' `RNN` base layer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RnnOptions {
+    pub return_sequences: bool,
+    pub return_state: bool,
+    pub go_backwards: bool,
+    pub stateful: bool,
+    pub unroll: bool,
+    pub zero_output_for_mask: bool,
+}
+
+/// Per-step values recorded by a trace: the states after each step and the activated gates.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RawTrace {
+    /// `[state][step]` -> (B, U), in processing order.
+    pub states: Vec<Vec<Array2<f32>>>,
+    /// `[step]` -> (B, G) activated gates.
+    pub gates: Vec<Array2<f32>>,
+}
+
+/// A recurrent layer: options + cell + (for stateful layers) the kept states.
+#[derive(Clone, Debug)]
+pub(crate) struct RnnModule {
+    pub opts: RnnOptions,
+    pub cell: Cell,
+    pub states: Option<Vec<Array2<f32>>>,
+}
+
+impl RnnModule {
+    pub(crate) fn new(kind: CellKind, units: usize) -> Self {
+        RnnModule {
+            opts: RnnOptions::default(),
+            cell: Cell {
+                kind,
+                cfg: CellConfig::new(units),
+                w: None,
+            },
+            states: None,
+        }
+    }
+
+    /// The same configuration with no weights and no kept state (Bidirectional's fresh copies).
+    pub(crate) fn fresh_copy(&self) -> Self {
+        let mut c = self.clone();
+        c.cell.w = None;
+        c.states = None;
+        c
+    }
+
+    /// Checks a call's symbolic shapes, builds the cell, returns `[output, states...]` shapes.
+    pub(crate) fn shapes(
+        &mut self,
+        ctx: &str,
+        inputs: &[SymShape],
+        initial_state: &[SymShape],
+    ) -> Result<Vec<SymShape>> {
+        let x = match inputs {
+            [x] => x,
+            _ => {
+                return Err(Error::invalid(
+                    ctx,
+                    "sequences",
+                    "exactly 1 input tensor",
+                    format!("{} tensors", inputs.len()),
+                ))
+            }
+        };
+        if x.len() != 3 {
+            return Err(Error::shape(
+                ctx,
+                "sequences",
+                "(batch, timesteps, features) (rank 3)",
+                format!("{} (rank {})", fmt_sym(x), x.len()),
+            ));
+        }
+        let d = x[2].ok_or_else(|| {
+            Error::shape(
+                ctx,
+                "sequences",
+                "a known last dimension (features)",
+                fmt_sym(x),
+            )
+        })?;
+        self.cell.build(ctx, d)?;
+        let u = self.cell.cfg.units;
+        let n = self.cell.n_states();
+        if !initial_state.is_empty() {
+            if initial_state.len() != n {
+                return Err(Error::invalid(
+                    ctx,
+                    "initial_state",
+                    format!(
+                        "a list of {n} state tensor(s) ({})",
+                        if n == 2 { "[h, c]" } else { "[h]" }
+                    ),
+                    format!("{} tensor(s)", initial_state.len()),
+                ));
+            }
+            for (i, s) in initial_state.iter().enumerate() {
+                let ok = s.len() == 2
+                    && s[1] == Some(u)
+                    && (s[0].is_none() || x[0].is_none() || s[0] == x[0]);
+                if !ok {
+                    return Err(Error::shape(
+                        ctx,
+                        format!("initial_state[{i}]"),
+                        format!("(batch, {u})"),
+                        fmt_sym(s),
+                    ));
+                }
+            }
+        }
+        let out = if self.opts.return_sequences {
+            vec![x[0], x[1], Some(u)]
+        } else {
+            vec![x[0], Some(u)]
+        };
+        let mut v = vec![out];
+        if self.opts.return_state {
+            v.extend(std::iter::repeat_n(vec![x[0], Some(u)], n));
+        }
+        Ok(v)
+    }
+
+    /// Runs the time loop. Returns `[output, final states...]` (all states, whatever return_state says),
+    /// and records a trace if asked.
+    pub(crate) fn run(
+        &mut self,
+        ctx: &str,
+        x: &ArrayViewD<'_, f32>,
+        initial_state: &[ArrayViewD<'_, f32>],
+        mask: Option<&Mask>,
+        mut trace: Option<&mut RawTrace>,
+    ) -> Result<(ArrayD<f32>, Vec<Array2<f32>>)> {
+        if x.ndim() != 3 {
+            return Err(Error::shape(
+                ctx,
+                "sequences",
+                "(batch, timesteps, features) (rank 3)",
+                Shape(x.shape().to_vec()),
+            ));
+        }
+        let (b, t, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        self.cell.build(ctx, d)?;
+        let u = self.cell.cfg.units;
+        let g = self.cell.gate_width();
+        let n = self.cell.n_states();
+        if let Some(m) = mask {
+            if m.shape() != [b, t] {
+                return Err(Error::shape(
+                    ctx,
+                    "mask",
+                    format!("({b}, {t})"),
+                    Shape(m.shape().to_vec()),
+                ));
+            }
+        }
+
+        // Initial states: given > kept (stateful) > zeros.
+        let mut prev: Vec<Vec<f32>> = if !initial_state.is_empty() {
+            if initial_state.len() != n {
+                return Err(Error::invalid(
+                    ctx,
+                    "initial_state",
+                    format!("{n} state array(s)"),
+                    format!("{} array(s)", initial_state.len()),
+                ));
+            }
+            initial_state
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if s.shape() != [b, u] {
+                        return Err(Error::shape(
+                            ctx,
+                            format!("initial_state[{i}]"),
+                            format!("({b}, {u})"),
+                            Shape(s.shape().to_vec()),
+                        ));
+                    }
+                    Ok(s.iter().copied().collect())
+                })
+                .collect::<Result<_>>()?
+        } else if let (true, Some(kept)) = (self.opts.stateful, &self.states) {
+            if kept[0].nrows() != b {
+                return Err(Error::invalid(
+                    ctx,
+                    "batch size",
+                    format!("{} (a stateful layer keeps states for a fixed batch; call reset_state() to change it)", kept[0].nrows()),
+                    b,
+                ));
+            }
+            kept.iter().map(|s| s.iter().copied().collect()).collect()
+        } else {
+            vec![vec![0.0; b * u]; n]
+        };
+        let mut next: Vec<Vec<f32>> = vec![vec![0.0; b * u]; n];
+
+        // One GEMM for the input projection of every step, laid out (T, B, G) so each step reads one block.
+        let xt = x
+            .view()
+            .into_dimensionality::<Ix3>()
+            .expect("rank checked")
+            .permuted_axes([1, 0, 2]);
+        let xt = xt.as_standard_layout();
+        let x2 = xt
+            .view()
+            .into_shape_with_order((t * b, d))
+            .expect("standard layout");
+        let xp = self.cell.project(x2);
+        let xp = xp.as_slice().expect("fresh array");
+
+        let mut scratch = self.cell.scratch(b);
+        let mut last_out = vec![0.0f32; b * u];
+        let mut seq = if self.opts.return_sequences {
+            Some(Array3::<f32>::zeros((b, t, u)))
+        } else {
+            None
+        };
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.states = vec![Vec::with_capacity(t); n];
+            tr.gates = Vec::with_capacity(t);
+        }
+
+        for k in 0..t {
+            let ti = if self.opts.go_backwards { t - 1 - k } else { k };
+            let xp_t = &xp[ti * b * g..(ti + 1) * b * g];
+            self.cell.step(xp_t, &prev, &mut next, &mut scratch, b);
+            for bi in 0..b {
+                let keep = mask.is_none_or(|m| m[[bi, ti]]);
+                let row = bi * u..(bi + 1) * u;
+                if keep {
+                    last_out[row.clone()].copy_from_slice(&next[0][row.clone()]);
+                } else {
+                    // Masked step: states carry over and the output repeats the previous one (or is 0).
+                    for s in 0..n {
+                        let (p, q) = (&prev[s], &mut next[s]);
+                        q[row.clone()].copy_from_slice(&p[row.clone()]);
+                    }
+                }
+                if let Some(seq) = seq.as_mut() {
+                    let mut dst = seq.index_axis_mut(Axis(0), bi);
+                    let mut dst = dst.index_axis_mut(Axis(0), k);
+                    let dst = dst.as_slice_mut().expect("contiguous row");
+                    if !keep && self.opts.zero_output_for_mask {
+                        dst.fill(0.0);
+                    } else {
+                        dst.copy_from_slice(&last_out[row.clone()]);
+                    }
+                }
+            }
+            std::mem::swap(&mut prev, &mut next);
+            if let Some(tr) = trace.as_deref_mut() {
+                for (s, st) in prev.iter().enumerate() {
+                    tr.states[s]
+                        .push(Array2::from_shape_vec((b, u), st.clone()).expect("B*U values"));
+                }
+                tr.gates.push(
+                    Array2::from_shape_vec((b, g), scratch.gates.clone()).expect("B*G values"),
+                );
+            }
+        }
+
+        let finals: Vec<Array2<f32>> = prev
+            .into_iter()
+            .map(|s| Array2::from_shape_vec((b, u), s).expect("B*U values"))
+            .collect();
+        if self.opts.stateful {
+            self.states = Some(finals.clone());
+        }
+        let output = match seq {
+            Some(s) => s.into_dyn(),
+            None => Array2::from_shape_vec((b, u), last_out)
+                .expect("B*U values")
+                .into_dyn(),
+        };
+        Ok((output, finals))
+    }
+
+    pub(crate) fn forward_call(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
+        let x = call
+            .inputs
+            .first()
+            .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
+        let (out, states) = self.run(ctx, x, &call.initial_state, call.mask, None)?;
+        let mask = if self.opts.return_sequences {
+            call.mask.cloned()
+        } else {
+            None
+        };
+        let mut outputs = vec![out];
+        if self.opts.return_state {
+            outputs.extend(states.into_iter().map(|s| s.into_dyn()));
+        }
+        Ok(Forward { outputs, mask })
+    }
+
+    /// The full Keras config of the layer (RNN options + cell arguments), without the name.
+    pub(crate) fn keras_config(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("trainable".into(), json!(true));
+        m.insert("dtype".into(), crate::layers::dtype_policy());
+        m.insert("return_sequences".into(), json!(self.opts.return_sequences));
+        m.insert("return_state".into(), json!(self.opts.return_state));
+        m.insert("go_backwards".into(), json!(self.opts.go_backwards));
+        m.insert("stateful".into(), json!(self.opts.stateful));
+        m.insert("unroll".into(), json!(self.opts.unroll));
+        m.insert(
+            "zero_output_for_mask".into(),
+            json!(self.opts.zero_output_for_mask),
+        );
+        self.cell.config_entries(&mut m);
+        Value::Object(m)
+    }
+}
+
+impl Module for RnnModule {
+    fn class_name(&self) -> &'static str {
+        self.cell.class_name()
+    }
+    fn base_name(&self) -> &'static str {
+        self.cell.base_name()
+    }
+    fn call_shapes(
+        &mut self,
+        ctx: &str,
+        inputs: &[SymShape],
+        initial_state: &[SymShape],
+    ) -> Result<Vec<SymShape>> {
+        self.shapes(ctx, inputs, initial_state)
+    }
+    fn forward(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
+        self.forward_call(ctx, call)
+    }
+    fn weights(&self) -> Vec<ArrayD<f32>> {
+        self.cell.weights()
+    }
+    fn weight_specs(&self) -> Vec<WeightSpec> {
+        self.cell.weight_specs("")
+    }
+    fn assign_weights(&mut self, weights: Vec<ArrayD<f32>>) {
+        self.cell.assign(&mut weights.into_iter());
+    }
+    fn is_built(&self) -> bool {
+        self.cell.w.is_some()
+    }
+    fn reset_state(&mut self) {
+        if let Some(s) = self.states.as_mut() {
+            s.iter_mut().for_each(|a| a.fill(0.0));
+        }
+    }
+    fn config(&self) -> Value {
+        self.keras_config()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// Setters shared by the three recurrent builders, named exactly as the Keras keyword arguments.
+macro_rules! rnn_setters {
+    ($t:ident) => {
+        impl $t {
+            fn set(self, f: impl FnOnce(&mut RnnModule)) -> Self {
+                self.0.with_module::<RnnModule, _>(f);
+                self
+            }
+            fn set_act(
+                self,
+                arg: &str,
+                name: &str,
+                f: impl FnOnce(&mut RnnModule, Activation),
+            ) -> Self {
+                match Activation::from_name(name) {
+                    Ok(a) => self.set(|m| f(m, a)),
+                    Err(_) => {
+                        self.0.defer_unknown(arg, name);
+                        self
+                    }
+                }
+            }
+            /// Return the whole sequence `(batch, timesteps, units)` instead of the last output (default false).
+            pub fn return_sequences(self, v: bool) -> Self {
+                self.set(|m| m.opts.return_sequences = v)
+            }
+            /// Also return the final states: `[output, h, c]` for LSTM, `[output, h]` otherwise (default false).
+            pub fn return_state(self, v: bool) -> Self {
+                self.set(|m| m.opts.return_state = v)
+            }
+            /// Process the sequence from the last step to the first; the returned sequence is in processing order
+            /// (not re-reversed), as in Keras (default false).
+            pub fn go_backwards(self, v: bool) -> Self {
+                self.set(|m| m.opts.go_backwards = v)
+            }
+            /// Keep the final states and start the next call from them (default false). See `reset_state`.
+            pub fn stateful(self, v: bool) -> Self {
+                self.set(|m| m.opts.stateful = v)
+            }
+            /// Accepted for Keras compatibility; unrolling gives identical numbers (default false).
+            pub fn unroll(self, v: bool) -> Self {
+                self.set(|m| m.opts.unroll = v)
+            }
+            /// Output 0 (instead of the previous output) at masked steps (default false).
+            pub fn zero_output_for_mask(self, v: bool) -> Self {
+                self.set(|m| m.opts.zero_output_for_mask = v)
+            }
+            /// Activation by Keras name (default `"tanh"`); an unknown name is reported when the layer is called.
+            pub fn activation(self, name: &str) -> Self {
+                self.set_act("activation", name, |m, a| m.cell.cfg.activation = a)
+            }
+            /// Activation as a value, e.g. `Activation::HardSigmoidKeras2`.
+            pub fn activation_fn(self, a: Activation) -> Self {
+                self.set(|m| m.cell.cfg.activation = a)
+            }
+            /// Whether the layer uses a bias (default true).
+            pub fn use_bias(self, v: bool) -> Self {
+                self.set(|m| m.cell.cfg.use_bias = v)
+            }
+            /// Initializer of the input kernel (default glorot_uniform).
+            pub fn kernel_initializer(self, init: Initializer) -> Self {
+                self.set(|m| m.cell.cfg.kernel_initializer = init)
+            }
+            /// Initializer of the recurrent kernel (default orthogonal).
+            pub fn recurrent_initializer(self, init: Initializer) -> Self {
+                self.set(|m| m.cell.cfg.recurrent_initializer = init)
+            }
+            /// Initializer of the bias (default zeros).
+            pub fn bias_initializer(self, init: Initializer) -> Self {
+                self.set(|m| m.cell.cfg.bias_initializer = init)
+            }
+            /// Input dropout rate, used only in training; `predict` ignores it, as Keras does (default 0).
+            pub fn dropout(self, rate: f32) -> Self {
+                self.set(|m| m.cell.cfg.dropout = rate)
+            }
+            /// Recurrent dropout rate, used only in training (default 0).
+            pub fn recurrent_dropout(self, rate: f32) -> Self {
+                self.set(|m| m.cell.cfg.recurrent_dropout = rate)
+            }
+            /// Seed for the dropout masks.
+            pub fn seed(self, seed: u64) -> Self {
+                self.set(|m| m.cell.cfg.seed = Some(seed))
+            }
+            /// Number of units (normally given to `new`).
+            pub fn units(self, units: usize) -> Self {
+                self.set(|m| m.cell.cfg.units = units)
+            }
+        }
+    };
+}
+
+/// Setters for the layers with gates (LSTM, GRU).
+macro_rules! gated_setters {
+    ($t:ident) => {
+        impl $t {
+            /// Activation of the gates by Keras name (default `"sigmoid"`; `"hard_sigmoid"` is Keras 3's
+            /// `relu6(x+3)/6`, `"hard_sigmoid_keras2"` the old `clip(0.2x+0.5, 0, 1)`).
+            pub fn recurrent_activation(self, name: &str) -> Self {
+                self.set_act("recurrent_activation", name, |m, a| {
+                    m.cell.cfg.recurrent_activation = a
+                })
+            }
+            /// Gate activation as a value.
+            pub fn recurrent_activation_fn(self, a: Activation) -> Self {
+                self.set(|m| m.cell.cfg.recurrent_activation = a)
+            }
+        }
+    };
+}
+
+layer_handle!(
+    /// Long Short-Term Memory layer (Keras `LSTM`): gates i, f, c, o; states `[h, c]`.
+    ///
+    /// ```
+    /// use rnnlab::{Input, LSTM, Model};
+    /// let inputs = Input::new((3, 2));
+    /// let [seq, h, c] = LSTM::new(1).return_sequences(true).return_state(true).call_n(&inputs).unwrap();
+    /// assert_eq!(seq.shape().to_string(), "(None, 3, 1)");
+    /// assert_eq!(h.shape().to_string(), "(None, 1)");
+    /// let model = Model::new(&[&inputs], &[&seq, &h, &c]).unwrap();
+    /// assert_eq!(model.count_params(), 4 * 1 * (2 + 1 + 1)); // 4U(D+U+1) = 16
+    /// ```
+    LSTM
+);
+impl LSTM {
+    /// `LSTM(units)` with Keras 3 defaults (tanh, sigmoid gates, bias with unit_forget_bias).
+    pub fn new(units: usize) -> LSTM {
+        LSTM(Layer::from_module(Box::new(RnnModule::new(
+            CellKind::Lstm,
+            units,
+        ))))
+    }
+    /// Add 1 to the forget-gate bias at initialization (default true; Keras applies it even with a Constant bias
+    /// initializer, which is why the classic tutorial's "bias 0" still has a forget bias of 1).
+    pub fn unit_forget_bias(self, v: bool) -> Self {
+        self.set(|m| m.cell.cfg.unit_forget_bias = v)
+    }
+}
+rnn_setters!(LSTM);
+gated_setters!(LSTM);
+
+layer_handle!(
+    /// Gated Recurrent Unit layer (Keras `GRU`): gates z, r, h; state `[h]`.
+    ///
+    /// ```
+    /// use rnnlab::{GRU, Tensor};
+    /// let gru = GRU::new(3);
+    /// gru.apply(&Tensor::zeros((1, 4, 2))).unwrap();
+    /// assert_eq!(gru.count_params(), 63); // 3U(D+U+2) with reset_after=true
+    /// let v1 = GRU::new(3).reset_after(false);
+    /// v1.apply(&Tensor::zeros((1, 4, 2))).unwrap();
+    /// assert_eq!(v1.count_params(), 54); // 3U(D+U+1)
+    /// ```
+    GRU
+);
+impl GRU {
+    /// `GRU(units)` with Keras 3 defaults (reset_after=true, the CuDNN/PyTorch form with a (2, 3U) bias).
+    pub fn new(units: usize) -> GRU {
+        GRU(Layer::from_module(Box::new(RnnModule::new(
+            CellKind::Gru { reset_after: true },
+            units,
+        ))))
+    }
+    /// `true` (default): the reset gate multiplies `h @ R_h + b_h`; `false`: the Keras 2 form, `(r * h) @ R_h`.
+    pub fn reset_after(self, v: bool) -> Self {
+        self.set(|m| m.cell.kind = CellKind::Gru { reset_after: v })
+    }
+}
+rnn_setters!(GRU);
+gated_setters!(GRU);
+
+layer_handle!(
+    /// Fully connected recurrent layer (Keras `SimpleRNN`): `h = act(x K + b + h R)`.
+    ///
+    /// ```
+    /// use rnnlab::{SimpleRNN, Tensor};
+    /// let out = SimpleRNN::new(4).return_state(true).apply_all(&Tensor::zeros((2, 5, 3))).unwrap();
+    /// assert_eq!(out.len(), 2);
+    /// assert_eq!(out[1].shape(), [2, 4]);
+    /// ```
+    SimpleRNN
+);
+impl SimpleRNN {
+    /// `SimpleRNN(units)` with Keras defaults (tanh).
+    pub fn new(units: usize) -> SimpleRNN {
+        SimpleRNN(Layer::from_module(Box::new(RnnModule::new(
+            CellKind::Simple,
+            units,
+        ))))
+    }
+}
+rnn_setters!(SimpleRNN);

@@ -1,0 +1,55 @@
+//! # rnnlab
+//!
+//! Keras-compatible recurrent networks in Rust: [`LSTM`], [`GRU`], [`SimpleRNN`], [`Bidirectional`], [`Dense`] and
+//! friends, a Functional [`Model`] builder with several inputs and outputs, [`Sequential`], `predict`, `summary`,
+//! and weights in Keras' layout — giving the numbers Keras gives (checked against Keras 3.15 reference cases).
+//!
+//! ```
+//! use rnnlab::prelude::*;
+//! let inputs = Input::new((3, 2));
+//! let [seq, h, c] = LSTM::new(1)
+//!     .return_sequences(true)
+//!     .return_state(true)
+//!     .kernel_initializer(Initializer::Constant(0.1))
+//!     .recurrent_initializer(Initializer::Constant(0.1))
+//!     .call_n(&inputs)
+//!     .unwrap();
+//! let model = Model::new(&inputs, [&seq, &h, &c]).unwrap();
+//! let data = Tensor::from_vec(vec![0.1, 0.2, 0.3, 0.1, 0.2, 0.3]).reshape((1, 3, 2)).unwrap();
+//! let [seq_v, h_v, c_v] = model.predict_n(&data).unwrap();
+//! assert_eq!(seq_v.shape(), [1, 3, 1]);
+//! assert_eq!(h_v.shape(), [1, 1]);
+//! assert_eq!(c_v.shape(), [1, 1]);
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod activations;
+pub mod error;
+pub mod initializers;
+pub mod layers;
+pub mod model;
+mod numpy_fmt;
+pub mod summary;
+pub mod tensor;
+
+pub use activations::Activation;
+pub use error::{Error, Result};
+pub use initializers::{set_random_seed, Initializer};
+pub use layers::{
+    clear_session, Bidirectional, Dense, Dropout, Flatten, Layer, Masking, MergeMode, RepeatVector,
+    SimpleRNN, TimeDistributed, GRU, LSTM,
+};
+pub use model::{Input, Model, Sequential, Summary, SymbolicShape, SymbolicTensor};
+pub use ndarray;
+pub use summary::SummaryStyle;
+pub use tensor::{Shape, Tensor};
+
+/// Everything a notebook needs: `use rnnlab::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        clear_session, set_random_seed, Activation, Bidirectional, Dense, Dropout, Flatten,
+        Initializer, Input, Layer, Masking, MergeMode, Model, RepeatVector, Sequential, Shape,
+        SimpleRNN, SummaryStyle, SymbolicTensor, Tensor, TimeDistributed, GRU, LSTM,
+    };
+}
