@@ -121,6 +121,23 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     name
 }
 
+/// Gives an automatic name back when it was the last one handed out for its prefix, so that naming a layer right
+/// after creating it (`LSTM::new(4).name("enc")`) consumes no counter, as Keras' `name=` argument does not.
+pub(crate) fn release_name(prefix: &str, name: &str) {
+    let mut guard = NAME_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(map) = guard.as_mut() else { return };
+    if let Some(n) = map.get_mut(prefix) {
+        let last = match *n {
+            0 => return,
+            1 => prefix.to_string(),
+            k => format!("{prefix}_{}", k - 1),
+        };
+        if last == name {
+            *n -= 1;
+        }
+    }
+}
+
 /// Resets the automatic layer and model names, like `keras.backend.clear_session()`: the next LSTM is `lstm` again.
 pub fn clear_session() {
     let mut guard = NAME_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -186,10 +203,12 @@ fn take_n<const N: usize, T: fmt::Debug>(ctx: &str, v: Vec<T>) -> Result<[T; N]>
 
 impl Layer {
     pub(crate) fn from_module(module: Box<dyn Module>) -> Layer {
+        // Keras names a layer when it is created (per-class counters), so the order of creation decides the names.
+        let name = unique_name(module.base_name());
         Layer {
             shared: Arc::new(LayerShared {
                 id: next_id(),
-                name: Mutex::new(None),
+                name: Mutex::new(Some(name)),
                 module: Mutex::new(module),
                 nodes: Mutex::new(Vec::new()),
                 pending: Mutex::new(Vec::new()),
@@ -212,7 +231,7 @@ impl Layer {
         f(m)
     }
 
-    /// The layer's name; an automatic one (`lstm`, `lstm_1`, ...) is assigned the first time it is needed.
+    /// The layer's name: given with `.name(..)`, or the automatic one (`lstm`, `lstm_1`, ...) from its creation.
     pub fn name(&self) -> String {
         let mut n = self.shared.name.lock().unwrap_or_else(|e| e.into_inner());
         if n.is_none() {
@@ -241,6 +260,7 @@ impl Layer {
         if let Some((kind, name)) = p.first() {
             let known: &[&str] = match kind.as_str() {
                 "activation" | "recurrent_activation" => crate::activations::ACTIVATION_NAMES,
+                "recurrent layer for Bidirectional" => &["LSTM", "GRU", "SimpleRNN"],
                 _ => &[],
             };
             let e = Error::unknown(kind.clone(), name.clone(), known);
@@ -250,7 +270,14 @@ impl Layer {
     }
 
     pub(crate) fn set_name(&self, name: &str) {
-        *self.shared.name.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.to_string());
+        let base = self.module().base_name();
+        let mut n = self.shared.name.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = n.as_deref() {
+            if old != name {
+                release_name(base, old);
+            }
+        }
+        *n = Some(name.to_string());
     }
 
     /// The Keras class name (`"LSTM"`, `"Dense"`, ...).

@@ -162,7 +162,17 @@ impl Sequential {
                 t.shape(),
             ));
         }
-        let mut shape: SymShape = vec![None];
+        // A stateful layer needs the batch size (Keras builds a Sequential from the first batch's shape).
+        let stateful = self
+            .layers
+            .iter()
+            .any(|l| l.get_config().get("stateful").and_then(|v| v.as_bool()) == Some(true));
+        let batch = if stateful {
+            t.shape().dims().first().copied()
+        } else {
+            None
+        };
+        let mut shape: SymShape = vec![batch];
         shape.extend(t.shape().dims()[1..].iter().map(|&d| Some(d)));
         let m = self.build_from(Input::with_batch_shape(shape))?;
         *self.built.lock().unwrap_or_else(|e| e.into_inner()) = Some(m.clone());

@@ -103,6 +103,14 @@ impl RnnModule {
                 fmt_sym(x),
             )
         })?;
+        if self.opts.stateful && x[0].is_none() {
+            return Err(Error::shape(
+                ctx,
+                "sequences",
+                "a static batch size for a stateful RNN, e.g. Input::with_batch_shape((batch, timesteps, features))",
+                fmt_sym(x),
+            ));
+        }
         self.cell.build(ctx, d)?;
         let u = self.cell.cfg.units;
         let n = self.cell.n_states();
