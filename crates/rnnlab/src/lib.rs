@@ -27,9 +27,11 @@
 pub mod activations;
 pub mod error;
 pub mod initializers;
+pub mod io;
 pub mod layers;
 pub mod model;
 mod numpy_fmt;
+pub mod saving;
 pub mod summary;
 pub mod tensor;
 

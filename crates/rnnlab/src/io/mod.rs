@@ -1,0 +1,15 @@
+//! The raw file layer: NumPy `.npy`/`.npz`, the Keras 3 `.keras` zip and the legacy tf.keras `.h5` file,
+//! read into plain structs ([`Tensor`](crate::tensor::Tensor), [`H5Group`], [`KerasArchive`], [`LegacyH5`]).
+//!
+//! Nothing here knows about layers beyond where Keras puts their weights; building models on top of these
+//! structs is the job of the model code. Every reader takes untrusted bytes: corrupt, truncated or hostile
+//! input gives an [`Error::Format`](crate::error::Error::Format) naming the file, never a panic or a huge
+//! allocation.
+
+pub mod archive;
+pub mod legacy_h5;
+pub mod npy;
+
+pub use archive::{H5Group, KerasArchive};
+pub use legacy_h5::LegacyH5;
+pub use npy::{read_npy, read_npz, write_npy, write_npz};

@@ -1,0 +1,208 @@
+//! The `rnnlab` binary: `predict` and `summary` on every Keras reference case, and its exit codes.
+//!
+//! Expected outputs: `tests/fixtures/keras-cases/*/output_K.npy` from real Keras 3.15.1 (see the fixtures' README).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_close, case_json, case_names, cases_dir};
+
+fn rnnlab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rnnlab"))
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rnnlab-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn inputs_of(case: &str) -> Vec<PathBuf> {
+    (0..)
+        .map(|i| cases_dir().join(case).join(format!("input_{i}.npy")))
+        .take_while(|p| p.exists())
+        .collect()
+}
+
+fn check_outputs(case: &str, out: &Path) {
+    let mut k = 0;
+    loop {
+        let want = cases_dir().join(case).join(format!("output_{k}.npy"));
+        if !want.exists() {
+            break;
+        }
+        let got = common::read_fixture_npy(&out.join(format!("output_{k}.npy")));
+        assert_close(
+            &format!("{case} output_{k}"),
+            &got,
+            &common::read_fixture_npy(&want),
+        );
+        k += 1;
+    }
+    assert!(
+        k > 0 && !out.join(format!("output_{k}.npy")).exists(),
+        "{case}: wrong number of output files"
+    );
+}
+
+#[test]
+fn predict_reproduces_every_keras_case() {
+    let root = tempdir("predict");
+    for case in case_names() {
+        let out = root.join(&case);
+        let st = rnnlab()
+            .arg("predict")
+            .arg(cases_dir().join(&case).join("model.keras"))
+            .args(inputs_of(&case))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&st.stdout);
+        assert!(stdout.contains("output_0"), "{case}: {stdout}");
+        check_outputs(&case, &out);
+    }
+}
+
+#[test]
+fn predict_streams_in_batches_with_the_same_result() {
+    let root = tempdir("batches");
+    let case = "encoder_decoder_lstm_initial_state";
+    let st = rnnlab()
+        .arg("predict")
+        .arg(cases_dir().join(case).join("model.keras"))
+        .args(inputs_of(case))
+        .args(["--batch-size", "1", "--out"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    check_outputs(case, &root);
+}
+
+#[test]
+fn summary_prints_each_case_params() {
+    for case in case_names() {
+        let st = rnnlab()
+            .arg("summary")
+            .arg(cases_dir().join(&case).join("model.keras"))
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+        let text = String::from_utf8_lossy(&st.stdout);
+        let params = case_json(&case)["params"].as_u64().unwrap();
+        assert!(
+            text.contains(&format!("Total params: {params}")),
+            "{case}:\n{text}"
+        );
+        let st = rnnlab()
+            .args(["summary", "--style", "tf2"])
+            .arg(cases_dir().join(&case).join("model.keras"))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&st.stdout).contains(&format!("Total params: {params}")));
+    }
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let root = tempdir("bad");
+    let case = cases_dir().join("lstm_seq0_state0");
+    let wrong_dtype = root.join("ints.npy");
+    // A valid .npy of dtype int64 (NumPy header v1.0), shape (2,).
+    let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
+    let mut h = header.to_string();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h.as_bytes());
+    bytes.extend([0u8; 16]);
+    std::fs::write(&wrong_dtype, bytes).unwrap();
+    std::fs::write(root.join("junk.keras"), b"junk").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "predict".into(),
+                root.join("missing.keras").display().to_string(),
+                case.join("input_0.npy").display().to_string(),
+                "--out".into(),
+                root.display().to_string(),
+            ],
+            "missing.keras",
+        ),
+        (
+            vec![
+                "predict".into(),
+                root.join("junk.keras").display().to_string(),
+                case.join("input_0.npy").display().to_string(),
+                "--out".into(),
+                root.display().to_string(),
+            ],
+            "not a Keras model file",
+        ),
+        (
+            vec![
+                "predict".into(),
+                case.join("model.keras").display().to_string(),
+                wrong_dtype.display().to_string(),
+                "--out".into(),
+                root.display().to_string(),
+            ],
+            "ints.npy",
+        ),
+        (
+            vec![
+                "predict".into(),
+                case.join("model.keras").display().to_string(),
+                case.join("input_0.npy").display().to_string(),
+                case.join("input_0.npy").display().to_string(),
+                "--out".into(),
+                root.display().to_string(),
+            ],
+            "takes 1 input",
+        ),
+        (
+            vec![
+                "predict".into(),
+                case.join("model.keras").display().to_string(),
+                case.join("output_0.npy").display().to_string(),
+                "--out".into(),
+                root.display().to_string(),
+            ],
+            "expected shape (None, 5, 3)",
+        ),
+        (
+            vec![
+                "summary".into(),
+                root.join("junk.keras").display().to_string(),
+            ],
+            "not a Keras model file",
+        ),
+    ];
+    for (args, needle) in cases {
+        let st = rnnlab().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&st.stderr);
+        assert_eq!(st.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+        assert!(err.contains(needle), "{args:?}: {err} lacks {needle}");
+    }
+}
