@@ -34,6 +34,7 @@ mod numpy_fmt;
 pub mod saving;
 pub mod summary;
 pub mod tensor;
+pub mod trace;
 
 pub use activations::Activation;
 pub use error::{Error, Result};
@@ -46,12 +47,13 @@ pub use model::{Input, Model, Sequential, Summary, SymbolicShape, SymbolicTensor
 pub use ndarray;
 pub use summary::SummaryStyle;
 pub use tensor::{Shape, Tensor};
+pub use trace::{Direction, Trace};
 
 /// Everything a notebook needs: `use rnnlab::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        clear_session, set_random_seed, Activation, Bidirectional, Dense, Dropout, Flatten,
-        Initializer, Input, Layer, Masking, MergeMode, Model, RepeatVector, Sequential, Shape,
-        SimpleRNN, SummaryStyle, SymbolicTensor, Tensor, TimeDistributed, GRU, LSTM,
+        clear_session, set_random_seed, Activation, Bidirectional, Dense, Direction, Dropout,
+        Flatten, Initializer, Input, Layer, Masking, MergeMode, Model, RepeatVector, Sequential,
+        Shape, SimpleRNN, SummaryStyle, SymbolicTensor, Tensor, TimeDistributed, Trace, GRU, LSTM,
     };
 }

@@ -73,6 +73,18 @@ impl<const N: usize> ModelInputs for [Tensor; N] {
     }
 }
 
+/// What a layer call receives, captured during an execution (used by traces).
+pub(crate) struct NodeInputs {
+    pub inputs: Vec<ArrayD<f32>>,
+    pub initial_state: Vec<ArrayD<f32>>,
+    pub mask: Option<Mask>,
+}
+
+enum Executed {
+    Outputs(Vec<Tensor>),
+    Captured(NodeInputs),
+}
+
 /// Whether the model was made by `Model::new` or by a `Sequential` (it changes names and the summary).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ModelKind {
@@ -446,17 +458,34 @@ impl Model {
         Ok(())
     }
 
-    /// Executes the graph. Values (and masks) are kept per symbolic tensor until the end of the call.
+    /// Executes the graph and returns the model's outputs.
     pub(crate) fn run(&self, arrays: &[&Tensor]) -> Result<Vec<Tensor>> {
+        match self.execute(arrays, None)? {
+            Executed::Outputs(v) => Ok(v),
+            Executed::Captured(_) => Err(Error::Graph("internal: execution stopped early".into())),
+        }
+    }
+
+    /// Executes the graph up to the node `stop_at` and returns what that node receives (for traces).
+    pub(crate) fn capture_inputs(&self, arrays: &[&Tensor], stop_at: u64) -> Result<NodeInputs> {
+        match self.execute(arrays, Some(stop_at))? {
+            Executed::Captured(c) => Ok(c),
+            Executed::Outputs(_) => Err(Error::Graph(
+                "internal: the traced node is not part of the model".into(),
+            )),
+        }
+    }
+
+    /// Runs the nodes in order. Values (and masks) are kept per symbolic tensor until the end of the call.
+    fn execute(&self, arrays: &[&Tensor], stop_at: Option<u64>) -> Result<Executed> {
         self.check_inputs(arrays)?;
         let mut values: HashMap<(u64, usize), (ArrayD<f32>, Option<Mask>)> = HashMap::new();
         for (t, a) in self.inputs.iter().zip(arrays) {
             values.insert(t.key(), (a.0.clone(), None));
         }
         for node in &self.order {
-            if node.is_input
-                || (0..node.out_shapes.len()).all(|i| values.contains_key(&(node.id, i)))
-            {
+            let fed = (0..node.out_shapes.len()).all(|i| values.contains_key(&(node.id, i)));
+            if (node.is_input || fed) && stop_at != Some(node.id) {
                 continue;
             }
             let get = |t: &SymbolicTensor| -> Result<&(ArrayD<f32>, Option<Mask>)> {
@@ -464,13 +493,18 @@ impl Model {
                     .get(&t.key())
                     .ok_or_else(|| Error::Graph(format!("internal: value of {t:?} missing")))
             };
-            let mut ins = Vec::new();
-            for t in &node.inputs {
-                ins.push(get(t)?);
-            }
-            let mut sts = Vec::new();
-            for t in &node.initial_state {
-                sts.push(get(t)?);
+            let ins = node.inputs.iter().map(get).collect::<Result<Vec<_>>>()?;
+            let sts = node
+                .initial_state
+                .iter()
+                .map(get)
+                .collect::<Result<Vec<_>>>()?;
+            if stop_at == Some(node.id) {
+                return Ok(Executed::Captured(NodeInputs {
+                    inputs: ins.iter().map(|v| v.0.clone()).collect(),
+                    initial_state: sts.iter().map(|v| v.0.clone()).collect(),
+                    mask: ins.first().and_then(|v| v.1.clone()),
+                }));
             }
             let ctx = node.layer.ctx();
             let f = node.layer.module().forward(
@@ -491,7 +525,8 @@ impl Model {
                 values.insert((node.id, i), (out, m));
             }
         }
-        self.outputs
+        let outs = self
+            .outputs
             .iter()
             .map(|t| {
                 values
@@ -499,7 +534,16 @@ impl Model {
                     .map(|v| Tensor(v.0.clone()))
                     .ok_or_else(|| Error::Graph(format!("internal: output {t:?} not computed")))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Executed::Outputs(outs))
+    }
+
+    /// The first node of `layer` inside this model.
+    pub(crate) fn node_of(&self, layer: &Layer) -> Option<Arc<Node>> {
+        self.order
+            .iter()
+            .find(|n| n.layer == *layer && !n.is_input)
+            .cloned()
     }
 
     /// Keras' "sequential-like" test: one node per depth, each with at most one input, and no shared layer.
