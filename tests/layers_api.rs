@@ -2833,3 +2833,34 @@ fn automatic_names_follow_keras_global_counters() {
         problems.join("\n  ")
     );
 }
+
+#[test]
+fn set_weights_accepts_arrays_in_any_memory_layout() {
+    use rnnlab::ndarray::ShapeBuilder;
+    let _g = shared();
+    // A transposed (Fortran-ordered) kernel must give the same numbers as its C-ordered copy.
+    let lstm = LSTM::new(2);
+    let x = Tensor::full((1, 3, 3), 0.3);
+    lstm.apply(&x).unwrap();
+    let w = lstm.get_weights();
+    let k_t: rnnlab::ndarray::ArrayD<f32> = w[0].t().to_owned().t().to_owned(); // same values, F order
+    let y0 = lstm.apply(&x).unwrap();
+    lstm.set_weights(&[Tensor(k_t), w[1].clone(), w[2].clone()])
+        .unwrap();
+    assert_eq!(lstm.apply(&x).unwrap(), y0);
+    // The recurrent kernel is read as a row-major slice in the time loop: give it in Fortran order.
+    let mut rf = rnnlab::ndarray::Array2::<f32>::zeros((2, 8).f());
+    rf.assign(
+        &w[1]
+            .view()
+            .into_dimensionality::<rnnlab::ndarray::Ix2>()
+            .unwrap(),
+    );
+    assert!(
+        rf.as_slice().is_none(),
+        "the test needs a non-C-order array"
+    );
+    lstm.set_weights(&[w[0].clone(), Tensor(rf.into_dyn()), w[2].clone()])
+        .unwrap();
+    assert_eq!(lstm.apply(&x).unwrap(), y0);
+}

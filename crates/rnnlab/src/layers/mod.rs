@@ -333,7 +333,14 @@ impl Layer {
             )));
         }
         check_weights(&ctx, &specs, weights)?;
-        m.assign_weights(weights.iter().map(|t| t.0.clone()).collect());
+        // Standard (C) layout: the kernels read weights as contiguous row-major slices, and a transposed or
+        // Fortran-ordered array from the caller must not change that.
+        m.assign_weights(
+            weights
+                .iter()
+                .map(|t| t.0.as_standard_layout().into_owned())
+                .collect(),
+        );
         Ok(())
     }
 
