@@ -796,13 +796,7 @@ pub fn model_from_legacy(h5: &LegacyH5, what: &str) -> Result<Model> {
 /// # Errors
 /// A missing or unreadable file, a corrupt archive, an unsupported layer, or weights that disagree with the config.
 pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    load_model_bytes(&bytes, &path.display().to_string())
+    crate::io::read_with(path.as_ref(), load_model_bytes)
 }
 
 /// [`load_model`] from bytes; `what` names the source in errors.
@@ -962,12 +956,7 @@ pub fn model_to_archive(model: &Model) -> Result<KerasArchive> {
     // Keras renumbers each layer's nodes to those inside the model.
     let mut index_of: HashMap<u64, usize> = HashMap::new();
     for l in &model.layers {
-        let nodes = l
-            .shared
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let nodes = l.nodes();
         for (i, n) in nodes
             .iter()
             .filter(|n| node_ids.contains(&n.id))
@@ -980,10 +969,7 @@ pub fn model_to_archive(model: &Model) -> Result<KerasArchive> {
     for l in &model.layers {
         let mut e = layer_entry(l)?;
         let nodes: Vec<_> = l
-            .shared
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .nodes()
             .iter()
             .filter(|n| node_ids.contains(&n.id))
             .cloned()

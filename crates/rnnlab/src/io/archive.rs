@@ -647,13 +647,7 @@ impl KerasArchive {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read; otherwise as [`KerasArchive::from_bytes`].
     pub fn read(path: impl AsRef<Path>) -> Result<KerasArchive> {
-        let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|source| Error::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, &path.display().to_string())
+        crate::io::read_with(path.as_ref(), Self::from_bytes)
     }
 
     /// Parses the bytes of a `.keras` file; `what` names it in error messages.

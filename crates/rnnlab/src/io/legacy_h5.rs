@@ -13,7 +13,6 @@
 //! `layer_names` and `weight_names` lists too long for one HDF5 attribute (64 KiB) are split by tf.keras into
 //! `layer_names0`, `layer_names1`, ...; both forms are read.
 
-use std::fs;
 use std::path::Path;
 
 use ndarray::ArrayD;
@@ -47,13 +46,7 @@ impl LegacyH5 {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read; otherwise as [`LegacyH5::from_bytes`].
     pub fn read(path: impl AsRef<Path>) -> Result<LegacyH5> {
-        let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|source| Error::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, &path.display().to_string())
+        crate::io::read_with(path.as_ref(), Self::from_bytes)
     }
 
     /// Parses the bytes of a legacy `.h5` model file; `what` names it in error messages.

@@ -13,3 +13,17 @@ pub mod npy;
 pub use archive::{H5Group, KerasArchive};
 pub use legacy_h5::LegacyH5;
 pub use npy::{read_npy, read_npz, write_npy, write_npz};
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Reads a whole file and hands its bytes to a parser, naming the file in both kinds of error.
+pub(crate) fn read_with<T>(path: &Path, parse: impl FnOnce(&[u8], &str) -> Result<T>) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&bytes, &path.display().to_string())
+}

@@ -36,13 +36,7 @@ const MAX_MEMBER_BYTES: u64 = 1 << 34;
 /// # Errors
 /// [`Error::Io`] when the file cannot be read, [`Error::Format`] when it is not a valid float `.npy`.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
-    let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    read_npy_bytes(&bytes, &path.display().to_string())
+    crate::io::read_with(path.as_ref(), read_npy_bytes)
 }
 
 /// Parses the bytes of a `.npy` file; `what` names the source in error messages (a path, or `a.npz: x.npy`).
@@ -267,13 +261,7 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
 /// [`Error::Io`] when the file cannot be read; [`Error::Format`] when it is not a zip or a member is not a
 /// float `.npy` (the message names the member).
 pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
-    let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    read_npz_bytes(&bytes, &path.display().to_string())
+    crate::io::read_with(path.as_ref(), read_npz_bytes)
 }
 
 /// Parses the bytes of a `.npz` file; see [`read_npz`].

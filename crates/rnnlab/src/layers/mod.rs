@@ -241,6 +241,15 @@ impl Layer {
         n.clone().unwrap_or_default()
     }
 
+    /// The nodes (calls) of this layer so far, in call order.
+    pub(crate) fn nodes(&self) -> Vec<Arc<Node>> {
+        self.shared
+            .nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Records an unknown name given to a setter, reported by the next call.
     pub(crate) fn defer_unknown(&self, kind: &str, name: &str) {
         self.shared
@@ -506,7 +515,7 @@ impl Layer {
 
     /// The output tensors of the layer's `node_index`-th call.
     pub fn output_at(&self, node_index: usize) -> Result<Vec<SymbolicTensor>> {
-        let nodes = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.nodes();
         let node = nodes.get(node_index).ok_or_else(|| {
             Error::Graph(format!(
                 "{}: has {} inbound node(s); node {} does not exist (call the layer first)",
@@ -520,7 +529,7 @@ impl Layer {
 
     /// The input tensors of the layer's first call (Keras `layer.input`).
     pub fn input(&self) -> Result<Vec<SymbolicTensor>> {
-        let nodes = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.nodes();
         let node = nodes.first().ok_or_else(|| {
             Error::Graph(format!(
                 "{}: has never been called, so it has no input",

@@ -576,12 +576,7 @@ impl Model {
             if is_input && self.kind == ModelKind::Sequential {
                 continue;
             }
-            let nodes = l
-                .shared
-                .nodes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let nodes = l.nodes();
             // Keras prints the shapes of the layer's last call.
             let output_shapes = nodes
                 .last()
