@@ -247,7 +247,7 @@ mod tests {
             assert!((got - want).abs() < 1e-8, "{got} vs {want}");
         }
         assert!(LegacyH5::from_bytes(
-            &fs::read(format!("{LEGACY}/tutorial_lstm_tf2.h5")).unwrap(),
+            &std::fs::read(format!("{LEGACY}/tutorial_lstm_tf2.h5")).unwrap(),
             "x"
         )
         .is_ok());
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn bad_files_are_clear_errors() {
         // A Keras 3 zip handed to the legacy reader.
-        let keras = fs::read(format!("{CASES}/lstm_seq0_state0/model.keras")).unwrap();
+        let keras = std::fs::read(format!("{CASES}/lstm_seq0_state0/model.keras")).unwrap();
         let err = LegacyH5::from_bytes(&keras, "m.h5")
             .unwrap_err()
             .to_string();
@@ -313,7 +313,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("g.h5: not an HDF5 file"));
-        let good = fs::read(format!("{LEGACY}/tutorial_lstm_tf2.h5")).unwrap();
+        let good = std::fs::read(format!("{LEGACY}/tutorial_lstm_tf2.h5")).unwrap();
         for n in (0..good.len()).step_by(101) {
             assert!(
                 LegacyH5::from_bytes(&good[..n], "cut.h5").is_err(),
