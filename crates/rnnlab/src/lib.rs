@@ -31,6 +31,7 @@ pub mod io;
 pub mod layers;
 pub mod model;
 mod numpy_fmt;
+pub mod plot;
 pub mod saving;
 pub mod summary;
 pub mod tensor;
@@ -45,6 +46,7 @@ pub use layers::{
 };
 pub use model::{Input, Model, Sequential, Summary, SymbolicShape, SymbolicTensor};
 pub use ndarray;
+pub use plot::Figure;
 pub use summary::SummaryStyle;
 pub use tensor::{Shape, Tensor};
 pub use trace::{Direction, Trace};
