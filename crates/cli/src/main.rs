@@ -3,11 +3,14 @@
 //! - `rnnlab predict MODEL INPUT.npy... --out DIR` runs a Keras model (`.keras` or legacy `.h5`) and writes
 //!   `DIR/output_K.npy` in the model's output order.
 //! - `rnnlab summary MODEL [--style keras3|tf2]` prints the model's summary table.
+//! - `rnnlab run NB.ipynb... [--inplace | -o OUT]` executes Rust (evcxr) notebooks and writes them with outputs.
+//! - `rnnlab test PATH...` executes notebooks (files or folders) and compares with their stored outputs.
 //!
 //! Exit codes: 0 success, 2 bad input (one line on stderr), 1 anything else.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rnnlab::ndarray::{concatenate, Axis};
@@ -51,6 +54,56 @@ enum Command {
         #[arg(long)]
         line_length: Option<usize>,
     },
+    /// Execute notebooks (evcxr Rust kernel) cell by cell and write them with their outputs.
+    Run {
+        /// Notebooks to execute, in order, each in a fresh engine with its own folder as working directory.
+        #[arg(required = true)]
+        notebooks: Vec<PathBuf>,
+        /// Write the outputs back into each notebook file.
+        #[arg(long, conflicts_with = "output")]
+        inplace: bool,
+        /// Where to write the executed notebook (a folder when several notebooks are given).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Keep executing after a failing cell (by default the run stops there, as Jupyter's nbconvert does).
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        common: NotebookArgs,
+    },
+    /// Execute notebooks and compare their outputs with the stored ones (numbers with a tolerance).
+    Test {
+        /// Notebook files or folders (searched recursively for .ipynb files).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Rewrite the stored outputs with the new ones.
+        #[arg(long)]
+        update: bool,
+        #[command(flatten)]
+        common: NotebookArgs,
+    },
+}
+
+/// Options shared by `run` and `test`.
+#[derive(clap::Args, Clone)]
+struct NotebookArgs {
+    /// Per-cell time limit in seconds (a cold `:dep` compile of rnnlab can take a minute or two).
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Size in MB of evcxr's cache of compiled registry crates (0 turns it off); it makes later runs faster.
+    #[arg(long, default_value_t = 4096)]
+    cache_mb: u64,
+}
+
+impl NotebookArgs {
+    fn run_options(&self, keep_going: bool) -> rnnlab_notebook::RunOptions {
+        rnnlab_notebook::RunOptions {
+            timeout: Some(Duration::from_secs(self.timeout)),
+            keep_going,
+            cache_mb: (self.cache_mb > 0).then_some(self.cache_mb),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -72,6 +125,14 @@ impl From<rnnlab::Error> for Failure {
             message: e.to_string(),
             bad_input: true,
         }
+    }
+}
+
+/// Cells failed: reported above, exit code 1.
+fn failed_cells() -> Failure {
+    Failure {
+        message: "some notebook cells failed (see above)".into(),
+        bad_input: false,
     }
 }
 
@@ -170,8 +231,124 @@ fn summary(model_path: &Path, style: Style, line_length: Option<usize>) -> Resul
     Ok(())
 }
 
+impl From<rnnlab_notebook::RunError> for Failure {
+    fn from(e: rnnlab_notebook::RunError) -> Self {
+        let bad_input = matches!(e, rnnlab_notebook::RunError::Notebook(_));
+        Failure {
+            message: e.to_string(),
+            bad_input,
+        }
+    }
+}
+
+impl From<rnnlab_notebook::NotebookError> for Failure {
+    fn from(e: rnnlab_notebook::NotebookError) -> Self {
+        Failure {
+            message: e.to_string(),
+            bad_input: true,
+        }
+    }
+}
+
+/// Notebooks named on the command line: files as given, folders searched recursively (checkpoints skipped),
+/// in sorted order.
+fn collect_notebooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != ".ipynb_checkpoints") {
+                    walk(&p, out)?;
+                }
+            } else if p.extension().is_some_and(|e| e == "ipynb") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)
+                .map_err(|e| bad(format!("cannot read folder '{}': {e}", p.display())))?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(bad(format!(
+                "no such notebook or folder: '{}'",
+                p.display()
+            )));
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no .ipynb notebooks found in the given paths".into()));
+    }
+    Ok(out)
+}
+
+/// Runs notebooks; returns whether every cell succeeded.
+fn run(
+    notebooks: &[PathBuf],
+    inplace: bool,
+    output: Option<&Path>,
+    keep_going: bool,
+    common: &NotebookArgs,
+) -> Result<bool, Failure> {
+    if notebooks.len() > 1 {
+        if let Some(o) = output {
+            std::fs::create_dir_all(o).map_err(|e| {
+                bad(format!(
+                    "cannot create output folder '{}': {e}",
+                    o.display()
+                ))
+            })?;
+        }
+    }
+    let mut all_ok = true;
+    for nb in notebooks {
+        let report = rnnlab_notebook::run_notebook(nb, common.run_options(keep_going))?;
+        print!("{report}");
+        all_ok &= report.ok();
+        let target = match output {
+            Some(o) if notebooks.len() > 1 => Some(o.join(nb.file_name().unwrap_or_default())),
+            Some(o) => Some(o.to_path_buf()),
+            None if inplace => Some(nb.clone()),
+            None => None,
+        };
+        if let Some(t) = target {
+            report.notebook.write(&t)?;
+            println!("  written to {}", t.display());
+        }
+    }
+    Ok(all_ok)
+}
+
+/// Tests notebooks; returns whether all passed.
+fn test(paths: &[PathBuf], update: bool, common: &NotebookArgs) -> Result<bool, Failure> {
+    let notebooks = collect_notebooks(paths)?;
+    let mut failed = 0;
+    for nb in &notebooks {
+        let options = rnnlab_notebook::TestOptions {
+            run: common.run_options(true),
+            update,
+            ..Default::default()
+        };
+        let report = rnnlab_notebook::test_notebook(nb, options)?;
+        print!("{report}");
+        failed += usize::from(!report.passed());
+    }
+    println!("{} passed, {} failed", notebooks.len() - failed, failed);
+    Ok(failed == 0)
+}
+
 fn main() -> ExitCode {
+    // First, before anything else: evcxr re-launches this executable as the child that runs notebook cells.
+    rnnlab_notebook::runtime_hook();
     let cli = Cli::parse();
+    let ok_or_failed = |ok: bool| if ok { Ok(()) } else { Err(failed_cells()) };
     let result = match &cli.command {
         Command::Predict {
             model,
@@ -184,6 +361,20 @@ fn main() -> ExitCode {
             style,
             line_length,
         } => summary(model, *style, *line_length),
+        Command::Run {
+            notebooks,
+            inplace,
+            output,
+            keep_going,
+            common,
+        } => {
+            run(notebooks, *inplace, output.as_deref(), *keep_going, common).and_then(ok_or_failed)
+        }
+        Command::Test {
+            paths,
+            update,
+            common,
+        } => test(paths, *update, common).and_then(ok_or_failed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
