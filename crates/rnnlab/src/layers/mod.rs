@@ -19,7 +19,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ndarray::{Array2, ArrayD, ArrayViewD};
 
@@ -148,7 +148,9 @@ pub(crate) struct LayerShared {
     pub id: u64,
     name: Mutex<Option<String>>,
     module: Mutex<Box<dyn Module>>,
-    pub(crate) nodes: Mutex<Vec<Arc<Node>>>,
+    /// The layer's calls. Weak: a node owns its layer, so strong links back would make every graph a
+    /// reference cycle that is never freed; models and symbolic tensors keep the nodes they use alive.
+    pub(crate) nodes: Mutex<Vec<Weak<Node>>>,
     /// Names given to setters that did not resolve (setters never fail; the call reports them).
     pending: Mutex<Vec<(String, String)>>,
 }
@@ -241,13 +243,15 @@ impl Layer {
         n.clone().unwrap_or_default()
     }
 
-    /// The nodes (calls) of this layer so far, in call order.
+    /// The nodes (calls) of this layer that still exist (held by a model or a symbolic tensor), in call order.
     pub(crate) fn nodes(&self) -> Vec<Arc<Node>> {
         self.shared
             .nodes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// Records an unknown name given to a setter, reported by the next call.
@@ -515,16 +519,22 @@ impl Layer {
 
     /// The output tensors of the layer's `node_index`-th call.
     pub fn output_at(&self, node_index: usize) -> Result<Vec<SymbolicTensor>> {
-        let nodes = self.nodes();
-        let node = nodes.get(node_index).ok_or_else(|| {
+        let nodes = self
+            .shared
+            .nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let node = nodes.get(node_index).and_then(Weak::upgrade).ok_or_else(|| {
             Error::Graph(format!(
-                "{}: has {} inbound node(s); node {} does not exist (call the layer first)",
+                "{}: has {} inbound node(s); node {} does not exist (call the layer first) or no model or \
+                 tensor uses it any more",
                 self.ctx(),
                 nodes.len(),
                 node_index
             ))
         })?;
-        Ok(crate::model::graph::node_outputs(node))
+        Ok(crate::model::graph::node_outputs(&node))
     }
 
     /// The input tensors of the layer's first call (Keras `layer.input`).

@@ -235,7 +235,7 @@ pub(crate) fn add_input_node(layer: Layer, batch_shape: SymShape) -> SymbolicTen
         .nodes
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(node.clone());
+        .push(Arc::downgrade(&node));
     SymbolicTensor { node, index: 0 }
 }
 
@@ -257,7 +257,7 @@ pub(crate) fn add_node(
         out_shapes,
         is_input: false,
     });
-    nodes.push(node.clone());
+    nodes.push(Arc::downgrade(&node));
     (0..n)
         .map(|index| SymbolicTensor {
             node: node.clone(),
@@ -333,5 +333,32 @@ impl TensorList for &Vec<SymbolicTensor> {
 impl TensorList for Vec<&SymbolicTensor> {
     fn to_list(self) -> Vec<SymbolicTensor> {
         self.into_iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Model, LSTM};
+
+    #[test]
+    fn a_dropped_model_frees_its_graph() {
+        // Found by fuzzing (LeakSanitizer): layer -> node -> layer links used to form a cycle that was never
+        // freed. Layers now hold their nodes weakly.
+        let x = Input::new((3, 2));
+        let lstm = LSTM::new(2);
+        let [_, h, _c] = lstm.return_state(true).call_n(&x).unwrap();
+        let model = Model::new(&x, &h).unwrap();
+        let layer = model.get_layer(&h.layer().name()).unwrap();
+        let weak_layer = Arc::downgrade(&layer.shared);
+        let weak_node = Arc::downgrade(&h.node);
+        assert_eq!(
+            layer.output().unwrap().len(),
+            3,
+            "layer.output() works while the model exists"
+        );
+        drop((x, h, _c, model, layer));
+        assert!(weak_node.upgrade().is_none(), "nodes are freed");
+        assert!(weak_layer.upgrade().is_none(), "layers are freed");
     }
 }
