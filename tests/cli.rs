@@ -121,17 +121,8 @@ fn bad_input_exits_2_with_one_line() {
     let root = tempdir("bad");
     let case = cases_dir().join("lstm_seq0_state0");
     let wrong_dtype = root.join("ints.npy");
-    // A valid .npy of dtype int64 (NumPy header v1.0), shape (2,).
-    let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
-    let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((h.len() as u16).to_le_bytes());
-    bytes.extend(h.as_bytes());
-    bytes.extend([0u8; 16]);
+    // A valid .npy of dtype int64, shape (2,).
+    let bytes = common::npy_bytes_with_header("<i8", "(2,)", &[0u8; 16]);
     std::fs::write(&wrong_dtype, bytes).unwrap();
     std::fs::write(root.join("junk.keras"), b"junk").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![

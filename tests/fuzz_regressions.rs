@@ -3,6 +3,8 @@
 //! here) without panicking. The leak the first one exposed is also checked directly by
 //! `model::graph::tests::a_dropped_model_frees_its_graph`.
 
+mod common;
+
 use rnnlab::io::{npy, KerasArchive, LegacyH5};
 use rnnlab::saving::load_model_bytes;
 
@@ -54,15 +56,6 @@ fn corrupted_valid_files_are_errors_not_panics() {
         );
     }
     // An .npy header that claims 10^15 elements must not allocate them.
-    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000,), }";
-    let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((h.len() as u16).to_le_bytes());
-    bytes.extend(h.as_bytes());
-    bytes.extend([0u8; 64]);
+    let bytes = common::npy_bytes_with_header("<f4", "(1000000000000000,)", &[0u8; 64]);
     assert!(npy::read_npy_bytes(&bytes, "huge.npy").is_err());
 }

@@ -61,3 +61,18 @@ pub fn read_fixture_npy(p: &std::path::Path) -> Tensor {
         ndarray_npy::read_npy(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     Tensor(a)
 }
+
+/// A NumPy v1.0 `.npy` file with a hand-written header (`descr`, `shape` as Python would print them) and a
+/// payload, for tests of dtype and size checks.
+pub fn npy_bytes_with_header(descr: &str, shape: &str, payload: &[u8]) -> Vec<u8> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h.as_bytes());
+    bytes.extend(payload);
+    bytes
+}
