@@ -90,8 +90,9 @@ struct NotebookArgs {
     /// Per-cell time limit in seconds (a cold `:dep` compile of rnnlab can take a minute or two).
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// Size in MB of evcxr's cache of compiled registry crates (0 turns it off); it makes later runs faster.
-    #[arg(long, default_value_t = 4096)]
+    /// Size in MB of evcxr's shared cache of compiled registry crates (0, the default, turns it off). It makes
+    /// later runs faster, but two rnnlab processes using it at the same time break each other's builds.
+    #[arg(long, default_value_t = 0)]
     cache_mb: u64,
 }
 
