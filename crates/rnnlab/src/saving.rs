@@ -213,6 +213,47 @@ fn rnn_from_config(ctx: &str, kind: CellKind, c: &Value, d: Dialect) -> Result<R
     Ok(m)
 }
 
+/// A Bidirectional's stored `backward_layer` must agree with its forward layer: Keras refuses a different
+/// `return_sequences`, `return_state` or `stateful`, or the same `go_backwards`; rnnlab also needs the same
+/// class and `units` (its merge assumes two halves of one shape). Found by fuzzing: a mismatch used to panic
+/// when the halves were merged.
+fn check_backward_layer(ctx: &str, fwd: &RnnModule, bwd: &RnnModule) -> Result<()> {
+    let (f, b) = (&fwd.opts, &bwd.opts);
+    for (attr, fv, bv) in [
+        ("return_sequences", f.return_sequences, b.return_sequences),
+        ("return_state", f.return_state, b.return_state),
+        ("stateful", f.stateful, b.stateful),
+    ] {
+        if fv != bv {
+            return Err(Error::format(
+                ctx,
+                format!("the forward and backward layers must have the same `{attr}` (forward {fv}, backward {bv})"),
+            ));
+        }
+    }
+    if f.go_backwards == b.go_backwards {
+        return Err(Error::format(
+            ctx,
+            format!(
+                "the forward and backward layers must have different `go_backwards` (both {})",
+                f.go_backwards
+            ),
+        ));
+    }
+    let (fc, bc) = (&fwd.cell, &bwd.cell);
+    if fc.kind != bc.kind || fc.cfg.units != bc.cfg.units {
+        return Err(Error::Unsupported(format!(
+            "{ctx}: a backward_layer that differs from the forward layer in class or units ({} {} vs {} {}); \
+             rnnlab supports backward layers of the same class and units",
+            fc.class_name(),
+            fc.cfg.units,
+            bc.class_name(),
+            bc.cfg.units
+        )));
+    }
+    Ok(())
+}
+
 fn rnn_kind(class: &str) -> Option<CellKind> {
     match class {
         "LSTM" | "CuDNNLSTM" => Some(CellKind::Lstm),
@@ -298,10 +339,12 @@ pub fn layer_from_config(class: &str, config: &Value, keras2: bool) -> Result<La
                     })?;
                     let bm = rnn_from_config(&ctx, kind, bcfg, d)?;
                     bi.0.with_module::<crate::layers::BidirectionalModule, _>(|m| {
+                        check_backward_layer(&ctx, &m.fwd, &bm)?;
                         let zero = m.bwd.opts.zero_output_for_mask;
                         m.bwd = bm.fresh_copy();
                         m.bwd.opts.zero_output_for_mask = zero;
-                    });
+                        Ok::<(), Error>(())
+                    })?;
                 }
                 bi.into()
             }
