@@ -334,6 +334,20 @@ fn dep_on_rnnlab_by_relative_path() {
     let printed = stream_text(outputs(&report.run.notebook, 2), "stdout");
     assert!(printed.contains("[[[0.1 0.2]"), "{printed}");
     assert!(printed.contains("dtype=float32"), "{printed}");
+    // Cells 4-6 build one model from layers made in different cells. Each cell links its own copy of rnnlab, so
+    // these hold only because ids, names and the seeded generator live in process-wide state (rnnlab::process).
+    assert_eq!(
+        stream_text(outputs(&report.run.notebook, 4), "stdout"),
+        "lstm\n"
+    );
+    assert_eq!(
+        stream_text(outputs(&report.run.notebook, 5), "stdout"),
+        "lstm_1\n"
+    );
+    assert_eq!(
+        stream_text(outputs(&report.run.notebook, 6), "stdout"),
+        "[\"input_layer\", \"lstm\", \"lstm_1\"]\nsame draw after reseeding: true\n"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! object is created, so calling one Keras instance twice repeats its values; rnnlab's initializers are plain
 //! values, so every unseeded call draws anew, as every newly built Keras layer does.)
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayD, ArrayViewMut2, IxDyn};
@@ -156,14 +156,14 @@ const KERAS_MODULE: &str = "keras.initializers";
 /// that the truncated values have the intended standard deviation.
 const TRUNCATION_STDDEV: f64 = 0.879_625_661_034_239_8; // Keras: 0.87962566103423978
 
-/// The process-wide generator unseeded initializers draw their sub-seeds from.
-static GLOBAL_RNG: Mutex<Option<StdRng>> = Mutex::new(None);
-
 /// Seeds the global generator that unseeded initializers draw from (like `keras.utils.set_random_seed`).
 ///
 /// After `set_random_seed(s)`, the same sequence of unseeded `sample` calls returns the same values.
 pub fn set_random_seed(seed: u64) {
-    let mut guard = GLOBAL_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = crate::process::state()
+        .rng
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     *guard = Some(StdRng::seed_from_u64(seed));
 }
 
@@ -172,7 +172,10 @@ fn make_rng(seed: Option<u64>) -> StdRng {
     let seed = match seed {
         Some(seed) => seed,
         None => {
-            let mut guard = GLOBAL_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = crate::process::state()
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             guard.get_or_insert_with(StdRng::from_os_rng).next_u64()
         }
     };
@@ -1060,7 +1063,7 @@ mod tests {
     use super::*;
 
     /// Serializes the tests that use the global generator (tests run in parallel threads).
-    static GLOBAL_LOCK: Mutex<()> = Mutex::new(());
+    static GLOBAL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn lock_global() -> std::sync::MutexGuard<'static, ()> {
         GLOBAL_LOCK.lock().unwrap_or_else(PoisonError::into_inner)

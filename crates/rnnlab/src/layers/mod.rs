@@ -18,7 +18,7 @@ pub(crate) use wrappers::{BidirectionalModule, TimeDistributedModule};
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ndarray::{Array2, ArrayD, ArrayViewD};
@@ -98,18 +98,19 @@ pub(crate) trait Module: Send + Sync + fmt::Debug + Any {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique id for layers and nodes.
+/// A process-unique id for layers and nodes (unique across notebook cells too: see [`crate::process`]).
 pub(crate) fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    crate::process::state()
+        .next_id
+        .fetch_add(1, Ordering::Relaxed)
 }
-
-static NAME_COUNTERS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
 
 /// Keras' per-prefix global name counters: `lstm`, `lstm_1`, `lstm_2`, ...
 pub(crate) fn unique_name(prefix: &str) -> String {
-    let mut guard = NAME_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = crate::process::state()
+        .names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
     let n = map.entry(prefix.to_string()).or_insert(0);
     let name = if *n == 0 {
@@ -124,7 +125,10 @@ pub(crate) fn unique_name(prefix: &str) -> String {
 /// Gives an automatic name back when it was the last one handed out for its prefix, so that naming a layer right
 /// after creating it (`LSTM::new(4).name("enc")`) consumes no counter, as Keras' `name=` argument does not.
 pub(crate) fn release_name(prefix: &str, name: &str) {
-    let mut guard = NAME_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = crate::process::state()
+        .names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let Some(map) = guard.as_mut() else { return };
     if let Some(n) = map.get_mut(prefix) {
         let last = match *n {
@@ -140,7 +144,10 @@ pub(crate) fn release_name(prefix: &str, name: &str) {
 
 /// Resets the automatic layer and model names, like `keras.backend.clear_session()`: the next LSTM is `lstm` again.
 pub fn clear_session() {
-    let mut guard = NAME_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = crate::process::state()
+        .names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     *guard = None;
 }
 
