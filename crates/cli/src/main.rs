@@ -94,14 +94,44 @@ struct NotebookArgs {
     /// later runs faster, but two rnnlab processes using it at the same time break each other's builds.
     #[arg(long, default_value_t = 0)]
     cache_mb: u64,
+    /// Where compiled `:dep` crates are kept between notebooks and between runs (default
+    /// `$RNNLAB_BUILD_CACHE`, else `rnnlab-evcxr-builds-$USER` in the temporary folder). Each run locks its own
+    /// slot in it, so concurrent runs never share a build folder.
+    #[arg(long, conflicts_with = "no_build_cache")]
+    build_cache: Option<PathBuf>,
+    /// Build every notebook from scratch in a temporary folder.
+    #[arg(long)]
+    no_build_cache: bool,
 }
 
 impl NotebookArgs {
-    fn run_options(&self, keep_going: bool) -> rnnlab_notebook::RunOptions {
+    /// Locks a build folder for this process (held until it exits); `None` when caching is off or all slots are
+    /// busy, and then each notebook builds in a temporary folder.
+    fn build_dir(&self) -> Result<Option<rnnlab_notebook::BuildDir>, Failure> {
+        if self.no_build_cache {
+            return Ok(None);
+        }
+        match &self.build_cache {
+            Some(root) => rnnlab_notebook::BuildDir::acquire(root).map_err(|e| {
+                bad(format!(
+                    "--build-cache '{}' cannot be used: {e}",
+                    root.display()
+                ))
+            }),
+            None => Ok(rnnlab_notebook::BuildDir::acquire_default()),
+        }
+    }
+
+    fn run_options(
+        &self,
+        keep_going: bool,
+        build_dir: Option<&rnnlab_notebook::BuildDir>,
+    ) -> rnnlab_notebook::RunOptions {
         rnnlab_notebook::RunOptions {
             timeout: Some(Duration::from_secs(self.timeout)),
             keep_going,
             cache_mb: (self.cache_mb > 0).then_some(self.cache_mb),
+            build_dir: build_dir.map(|d| d.path().to_path_buf()),
             ..Default::default()
         }
     }
@@ -308,9 +338,11 @@ fn run(
             })?;
         }
     }
+    let build_dir = common.build_dir()?;
     let mut all_ok = true;
     for nb in notebooks {
-        let report = rnnlab_notebook::run_notebook(nb, common.run_options(keep_going))?;
+        let report =
+            rnnlab_notebook::run_notebook(nb, common.run_options(keep_going, build_dir.as_ref()))?;
         print!("{report}");
         all_ok &= report.ok();
         let target = match output {
@@ -330,10 +362,11 @@ fn run(
 /// Tests notebooks; returns whether all passed.
 fn test(paths: &[PathBuf], update: bool, common: &NotebookArgs) -> Result<bool, Failure> {
     let notebooks = collect_notebooks(paths)?;
+    let build_dir = common.build_dir()?;
     let mut failed = 0;
     for nb in &notebooks {
         let options = rnnlab_notebook::TestOptions {
-            run: common.run_options(true),
+            run: common.run_options(true, build_dir.as_ref()),
             update,
             ..Default::default()
         };

@@ -58,6 +58,10 @@ pub struct EngineOptions {
     /// Turn on evcxr's compiled-dependency cache (`:cache N`, in megabytes, stored in the user's cache folder,
     /// `$XDG_CACHE_HOME/evcxr`), so that registry crates pulled in by `:dep` are compiled once per machine.
     pub cache_mb: Option<u64>,
+    /// The folder evcxr builds in (its `EVCXR_TMPDIR`). `None`: a fresh temporary folder, removed afterwards.
+    /// A folder an earlier engine used keeps its compiled `:dep` crates, so the next engine starts warm; it must
+    /// not be used by two engines at once — take one with [`BuildDir::acquire`](crate::BuildDir::acquire).
+    pub build_dir: Option<PathBuf>,
     /// Extra evcxr commands or code run once at start, after the engine's own settings (for example `":opt 1"`).
     pub startup_commands: Vec<String>,
     /// How long to wait for evcxr after a timed-out cell's child was killed (it may be in the middle of an
@@ -76,6 +80,7 @@ impl Default for EngineOptions {
             timeout: Some(Duration::from_secs(600)),
             preserve_vars_on_panic: false,
             cache_mb: None,
+            build_dir: None,
             startup_commands: Vec::new(),
             abandon_after: Duration::from_secs(300),
             stream_grace: Duration::from_millis(30),
@@ -325,9 +330,27 @@ impl Engine {
             )));
         }
         let working_dir = self.options.working_dir.clone();
+        let build_dir = self.options.build_dir.clone();
+        if let Some(dir) = &build_dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                EngineError::Start(format!(
+                    "cannot create the build folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         let thread = thread::Builder::new()
             .name("rnnlab-notebook-engine".into())
-            .spawn(move || worker_main(program, working_dir, ready_tx, jobs_rx, events_tx))
+            .spawn(move || {
+                worker_main(
+                    program,
+                    working_dir,
+                    build_dir,
+                    ready_tx,
+                    jobs_rx,
+                    events_tx,
+                )
+            })
             .map_err(|e| EngineError::Start(format!("cannot start the engine thread: {e}")))?;
         let ready = ready_rx
             .recv()
@@ -675,10 +698,32 @@ impl Drop for CwdGuard {
     }
 }
 
+/// Serialises engines' use of `EVCXR_TMPDIR` (evcxr reads its build folder from the environment only).
+static TMPDIR_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `create` with `EVCXR_TMPDIR` set to `dir` (when given), restoring the variable afterwards. evcxr reads it
+/// once, while the context is created.
+fn with_evcxr_tmpdir<T>(dir: Option<&Path>, create: impl FnOnce() -> T) -> T {
+    let Some(dir) = dir else { return create() };
+    let _lock = TMPDIR_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let previous = std::env::var_os("EVCXR_TMPDIR");
+    // SAFETY-by-convention: the engine's threads read the environment only here, under the same lock.
+    std::env::set_var("EVCXR_TMPDIR", dir);
+    let created = create();
+    match previous {
+        Some(value) => std::env::set_var("EVCXR_TMPDIR", value),
+        None => std::env::remove_var("EVCXR_TMPDIR"),
+    }
+    created
+}
+
 /// The worker thread: creates the context, then executes jobs until the job channel closes or evcxr panics.
 fn worker_main(
     program: PathBuf,
     working_dir: Option<PathBuf>,
+    build_dir: Option<PathBuf>,
     ready: Sender<Result<Ready, String>>,
     jobs: Receiver<String>,
     events: Sender<Event>,
@@ -692,7 +737,10 @@ fn worker_main(
                 if let Some(dir) = &working_dir {
                     command.current_dir(dir);
                 }
-                evcxr::EvalContext::with_subprocess_command(command).map_err(|e| e.to_string())
+                with_evcxr_tmpdir(build_dir.as_deref(), || {
+                    evcxr::EvalContext::with_subprocess_command(command)
+                })
+                .map_err(|e| e.to_string())
             })),
         }
     };

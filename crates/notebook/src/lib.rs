@@ -36,12 +36,14 @@
 //! - At run time: `cargo` on `PATH`, a C linker (`cc`), and the `rust-src` rustup component (rust-analyzer needs
 //!   it to infer variable types).
 
+pub mod build_dir;
 pub mod compare;
 pub mod engine;
 pub mod nbformat;
 pub mod render;
 pub mod runner;
 
+pub use build_dir::BuildDir;
 pub use compare::Tolerance;
 pub use engine::{CellResult, CellStatus, Engine, EngineError, EngineOptions, Runtime};
 pub use nbformat::{Cell, CodeCell, Notebook, NotebookError, Output};

@@ -77,6 +77,9 @@ pub struct RunOptions {
     pub runtime: Runtime,
     /// evcxr's compiled-dependency cache size in MB (`:cache N`); `None` leaves it off.
     pub cache_mb: Option<u64>,
+    /// The folder evcxr builds in; see [`EngineOptions::build_dir`]. Runs of several notebooks pass the same
+    /// (locked) folder to each, so only the first compiles the `:dep` crates.
+    pub build_dir: Option<PathBuf>,
     /// Extra evcxr commands run before the first cell.
     pub startup_commands: Vec<String>,
 }
@@ -88,6 +91,7 @@ impl Default for RunOptions {
             keep_going: false,
             runtime: Runtime::CurrentExe,
             cache_mb: None,
+            build_dir: None,
             startup_commands: Vec::new(),
         }
     }
@@ -224,6 +228,7 @@ pub fn run_notebook_in(
         working_dir: Some(dir.to_path_buf()),
         timeout: options.timeout,
         cache_mb: options.cache_mb,
+        build_dir: options.build_dir.clone(),
         startup_commands: options.startup_commands.clone(),
         ..EngineOptions::default()
     };

@@ -198,6 +198,62 @@ impl Tensor {
         Tensor::new(dims, values)
     }
 
+    /// Joins tensors along an existing axis, like NumPy's `np.concatenate(tensors, axis)` (and Keras'
+    /// `Concatenate` layer on concrete values): all shapes must agree except along `axis`.
+    ///
+    /// ```
+    /// use rnnlab::Tensor;
+    /// let a = Tensor::zeros((1, 1, 3));
+    /// let b = Tensor::full((1, 2, 3), 1.0);
+    /// let joined = Tensor::concatenate(&[&a, &b], 1).unwrap();
+    /// assert_eq!(joined.shape(), [1, 3, 3]);
+    /// assert!(Tensor::concatenate(&[&a, &b], 2).is_err()); // axis 1 differs: 1 vs 2
+    /// ```
+    ///
+    /// # Errors
+    /// No tensors, an axis outside the rank, or shapes that differ off `axis`.
+    pub fn concatenate(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
+        const CTX: &str = "Tensor::concatenate";
+        let Some(first) = tensors.first() else {
+            return Err(Error::invalid(
+                CTX,
+                "tensors",
+                "at least one tensor",
+                "an empty list",
+            ));
+        };
+        if axis >= first.rank() {
+            return Err(Error::invalid(
+                CTX,
+                "axis",
+                format!("an axis below the rank {}", first.rank()),
+                axis.to_string(),
+            ));
+        }
+        for (i, t) in tensors.iter().enumerate() {
+            let same_rank = t.rank() == first.rank();
+            let same_off_axis = same_rank
+                && t.0
+                    .shape()
+                    .iter()
+                    .zip(first.0.shape())
+                    .enumerate()
+                    .all(|(d, (a, b))| d == axis || a == b);
+            if !same_off_axis {
+                return Err(Error::invalid(
+                    CTX,
+                    &format!("tensors[{i}]"),
+                    format!("a shape matching {} except on axis {axis}", first.shape()),
+                    t.shape().to_string(),
+                ));
+            }
+        }
+        let views: Vec<_> = tensors.iter().map(|t| t.0.view()).collect();
+        ndarray::concatenate(ndarray::Axis(axis), &views)
+            .map(Tensor)
+            .map_err(|e| Error::invalid(CTX, "tensors", "compatible shapes", e.to_string()))
+    }
+
     /// The shape, printed as a Python tuple.
     pub fn shape(&self) -> Shape {
         Shape(self.0.shape().to_vec())

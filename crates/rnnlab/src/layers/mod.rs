@@ -492,6 +492,39 @@ impl Layer {
         Ok(y)
     }
 
+    /// Eager call destructuring `N` outputs: `let [seq, h, c] = lstm.apply_n(&x)?;`.
+    ///
+    /// # Errors
+    /// Shape errors, or `N` differs from the number of tensors the layer returns.
+    pub fn apply_n<const N: usize>(&self, input: &Tensor) -> Result<[Tensor; N]> {
+        self.apply_n_with_state(input, &[])
+    }
+
+    /// Eager call with an initial state, destructuring `N` outputs — one step of a decoder loop:
+    ///
+    /// ```
+    /// use rnnlab::{LSTM, Tensor};
+    /// let decoder = LSTM::new(4).return_sequences(true).return_state(true);
+    /// let (mut h, mut c) = (Tensor::zeros((1, 4)), Tensor::zeros((1, 4)));
+    /// let x = Tensor::full((1, 1, 2), 0.5);
+    /// for _ in 0..3 {
+    ///     let [y, h_next, c_next] = decoder.apply_n_with_state(&x, &[&h, &c]).unwrap();
+    ///     assert_eq!(y.shape(), [1, 1, 4]);
+    ///     (h, c) = (h_next, c_next);
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// Shape errors (input or states), or `N` differs from the number of tensors the layer returns.
+    pub fn apply_n_with_state<const N: usize>(
+        &self,
+        input: &Tensor,
+        initial_state: &[&Tensor],
+    ) -> Result<[Tensor; N]> {
+        let v = self.apply_all_with_state(input, initial_state)?;
+        take_n(&self.ctx(), v)
+    }
+
     /// Eager call with an initial state, returning all outputs.
     pub fn apply_all_with_state(
         &self,
