@@ -5,6 +5,7 @@
 //! - `rnnlab summary MODEL [--style keras3|tf2]` prints the model's summary table.
 //! - `rnnlab run NB.ipynb... [--inplace | -o OUT]` executes Rust (evcxr) notebooks and writes them with outputs.
 //! - `rnnlab test PATH...` executes notebooks (files or folders) and compares with their stored outputs.
+//! - `rnnlab repl` is an interactive Rust session with rnnlab loaded (the notebooks' engine).
 //!
 //! Exit codes: 0 success, 2 bad input (one line on stderr), 1 anything else.
 
@@ -13,6 +14,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod repl;
 use rnnlab::ndarray::{concatenate, Axis};
 use rnnlab::{Model, SummaryStyle, Tensor};
 
@@ -53,6 +56,28 @@ enum Command {
         /// Total width of the Keras 3 table (Keras uses min(88, terminal columns - 4); 76 when piped).
         #[arg(long)]
         line_length: Option<usize>,
+    },
+    /// An interactive Rust session with rnnlab's prelude imported (history, completion, :help).
+    Repl {
+        /// Read plain lines from stdin (for scripts and tests) instead of the line editor.
+        #[arg(long)]
+        no_readline: bool,
+        /// The rnnlab crate folder to load (default: $RNNLAB_CRATE, else the source this binary was built from).
+        #[arg(long)]
+        rnnlab_path: Option<PathBuf>,
+        /// History file (default: $RNNLAB_HISTORY, else $XDG_DATA_HOME/rnnlab/history or
+        /// ~/.local/share/rnnlab/history).
+        #[arg(long, conflicts_with = "no_history")]
+        history: Option<PathBuf>,
+        /// Keep no history.
+        #[arg(long)]
+        no_history: bool,
+        /// Per-input time limit in seconds (0: none; Ctrl-C stops a long evaluation).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+        /// Build rnnlab in a temporary folder instead of the shared build cache (see `run --build-cache`).
+        #[arg(long)]
+        no_build_cache: bool,
     },
     /// Execute notebooks (evcxr Rust kernel) cell by cell and write them with their outputs.
     Run {
@@ -409,6 +434,33 @@ fn main() -> ExitCode {
             update,
             common,
         } => test(paths, *update, common).and_then(ok_or_failed),
+        Command::Repl {
+            no_readline,
+            rnnlab_path,
+            history,
+            no_history,
+            timeout,
+            no_build_cache,
+        } => {
+            // Held for the whole session: the slot's builds are this process's until it exits.
+            let build_dir = (!no_build_cache)
+                .then(rnnlab_notebook::BuildDir::acquire_default)
+                .flatten();
+            repl::run(repl::ReplOptions {
+                no_readline: *no_readline,
+                rnnlab_path: rnnlab_path
+                    .clone()
+                    .unwrap_or_else(repl::default_rnnlab_path),
+                history: if *no_history {
+                    None
+                } else {
+                    history.clone().or_else(repl::default_history)
+                },
+                timeout: (*timeout > 0).then(|| Duration::from_secs(*timeout)),
+                build_dir: build_dir.as_ref().map(|d| d.path().to_path_buf()),
+            })
+            .map_err(bad)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -190,7 +190,7 @@ pub struct Engine {
 /// The worker thread's side of the engine: a channel to send cell sources, a channel for its events, and the
 /// context's output channels and child handle.
 struct Worker {
-    jobs: Sender<String>,
+    jobs: Sender<Job>,
     events: Receiver<Event>,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
@@ -216,6 +216,33 @@ impl Drop for Worker {
             let _ = thread.join();
         }
     }
+}
+
+/// What the engine asks the worker thread to do.
+enum Job {
+    /// Execute a cell (reported through `Event`s).
+    Execute(String),
+    /// rust-analyzer's completions at a byte offset of `src`.
+    Complete {
+        src: String,
+        pos: usize,
+        reply: Sender<Option<Completions>>,
+    },
+    /// The variables defined so far and their types.
+    Variables {
+        reply: Sender<Vec<(String, String)>>,
+    },
+}
+
+/// Completion candidates for a piece of code: replace `src[start..end]` with one of `candidates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completions {
+    /// Byte offset where the replaced text starts.
+    pub start: usize,
+    /// Byte offset where it ends.
+    pub end: usize,
+    /// The texts to insert.
+    pub candidates: Vec<String>,
 }
 
 /// What the worker reports about a job.
@@ -315,7 +342,7 @@ impl Engine {
 
     fn start_worker(&mut self) -> Result<(), EngineError> {
         let (ready_tx, ready_rx) = unbounded::<Result<Ready, String>>();
-        let (jobs_tx, jobs_rx) = unbounded::<String>();
+        let (jobs_tx, jobs_rx) = unbounded::<Job>();
         let (events_tx, events_rx) = unbounded::<Event>();
         let program = match &self.options.runtime {
             Runtime::CurrentExe => std::env::current_exe().map_err(|e| {
@@ -540,6 +567,38 @@ impl Engine {
         }
     }
 
+    /// Completions at byte offset `pos` of `src` (code or a `:` command), as evcxr's kernel offers them in
+    /// Jupyter: names in scope, methods of the value before a dot where rust-analyzer can infer its type, command
+    /// names. `None` when there is no answer within `wait` (rust-analyzer can be slow on a first query) or the
+    /// engine is not running.
+    pub fn completions(&mut self, src: &str, pos: usize, wait: Duration) -> Option<Completions> {
+        let worker = self.worker.as_ref()?;
+        let (reply, answer) = unbounded();
+        worker
+            .jobs
+            .send(Job::Complete {
+                src: src.to_owned(),
+                pos,
+                reply,
+            })
+            .ok()?;
+        answer.recv_timeout(wait).ok().flatten()
+    }
+
+    /// The variables defined so far with their types, sorted by name (evcxr's `:vars`).
+    pub fn variables(&mut self) -> Vec<(String, String)> {
+        let Some(worker) = self.worker.as_ref() else {
+            return Vec::new();
+        };
+        let (reply, answer) = unbounded();
+        if worker.jobs.send(Job::Variables { reply }).is_err() {
+            return Vec::new();
+        }
+        answer
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default()
+    }
+
     /// Sends one job to the worker and collects its stdout/stderr lines until it is done, killing the child when
     /// the timeout passes.
     fn run_job(&mut self, source: &str, timeout: Option<Duration>) -> JobResult {
@@ -556,7 +615,7 @@ impl Engine {
         // Lines that arrived between cells (for example from a thread a previous cell started) belong to no cell
         // in particular; like Jupyter, show them with the cell that is running now.
         drain_ready(worker, &mut lines);
-        if worker.jobs.send(source.to_owned()).is_err() {
+        if worker.jobs.send(Job::Execute(source.to_owned())).is_err() {
             self.worker = None;
             return JobResult {
                 outcome: Outcome::InternalPanic("the engine thread has stopped".into()),
@@ -725,7 +784,7 @@ fn worker_main(
     working_dir: Option<PathBuf>,
     build_dir: Option<PathBuf>,
     ready: Sender<Result<Ready, String>>,
-    jobs: Receiver<String>,
+    jobs: Receiver<Job>,
     events: Sender<Event>,
 ) {
     let created = {
@@ -770,7 +829,33 @@ fn worker_main(
     {
         return;
     }
-    for source in jobs {
+    for job in jobs {
+        let source = match job {
+            Job::Execute(source) => source,
+            Job::Complete { src, pos, reply } => {
+                // Queries run between cells, so nothing else is waiting on the context; a panic inside
+                // rust-analyzer only loses this answer.
+                let answer = catch_unwind(AssertUnwindSafe(|| context.completions(&src, pos)))
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|c| Completions {
+                        start: c.start_offset,
+                        end: c.end_offset,
+                        candidates: c.completions.into_iter().map(|c| c.code).collect(),
+                    });
+                let _ = reply.send(answer);
+                continue;
+            }
+            Job::Variables { reply } => {
+                let mut vars: Vec<(String, String)> = context
+                    .variables_and_types()
+                    .map(|(n, t)| (n.to_string(), t.to_string()))
+                    .collect();
+                vars.sort();
+                let _ = reply.send(vars);
+                continue;
+            }
+        };
         let result = match CwdGuard::enter(working_dir.as_deref()) {
             Err(message) => Ok(Err(evcxr::Error::Message(message))),
             Ok(_guard) => {

@@ -45,7 +45,9 @@ pub mod runner;
 
 pub use build_dir::BuildDir;
 pub use compare::Tolerance;
-pub use engine::{CellResult, CellStatus, Engine, EngineError, EngineOptions, Runtime};
+pub use engine::{
+    CellResult, CellStatus, Completions, Engine, EngineError, EngineOptions, Runtime,
+};
 pub use nbformat::{Cell, CodeCell, Notebook, NotebookError, Output};
 pub use runner::{
     run_notebook, run_notebook_in, test_notebook, CellOutcome, CellRun, CellTest, Markers,

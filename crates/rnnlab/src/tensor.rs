@@ -242,7 +242,7 @@ impl Tensor {
             if !same_off_axis {
                 return Err(Error::invalid(
                     CTX,
-                    &format!("tensors[{i}]"),
+                    format!("tensors[{i}]"),
                     format!("a shape matching {} except on axis {axis}", first.shape()),
                     t.shape().to_string(),
                 ));
