@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rnnlab_notebook::{CellResult, CellStatus, Engine, EngineOptions, Notebook, Output};
+use rnnlab_notebook::{CellResult, Engine, EngineOptions, Notebook, Output};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -116,8 +116,8 @@ pub fn run(options: ReplOptions) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     if progress {
-        eprint!("\rrnnlab repl: compiling rnnlab (the first start takes a minute or two; later starts reuse the build)...");
-        let _ = std::io::stderr().flush();
+        // A line of its own: cargo's "Compiling ..." lines follow it on a cold start.
+        eprintln!("\rrnnlab repl: compiling rnnlab (the first start takes a minute or two; later starts reuse the build)...");
     }
     let engine = Rc::new(RefCell::new(engine));
     let setup = [
@@ -126,6 +126,10 @@ pub fn run(options: ReplOptions) -> Result<(), String> {
             options.rnnlab_path.display().to_string()
         ),
         "use rnnlab::prelude::*;".to_string(),
+        // evcxr rebuilds once when the first variable is stored (about 5 s); doing it here keeps the user's
+        // first `let` as fast as the rest. Dropping the value removes it from the variables again.
+        "let rnnlab_repl_warmup = String::new();".to_string(),
+        "drop(rnnlab_repl_warmup);".to_string(),
     ];
     for line in &setup {
         let result = engine.borrow_mut().execute(line);
@@ -136,9 +140,8 @@ pub fn run(options: ReplOptions) -> Result<(), String> {
     }
     if progress {
         eprintln!(
-            "\rrnnlab repl: ready in {:.1} s. Type Rust, :help for commands, Ctrl-D to leave.{}",
-            started.elapsed().as_secs_f64(),
-            " ".repeat(30)
+            "rnnlab repl: ready in {:.1} s. Type Rust, :help for commands, Ctrl-D to leave.",
+            started.elapsed().as_secs_f64()
         );
     }
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -422,10 +425,8 @@ fn print_result(result: &CellResult) {
             }
         }
     }
+    // The engine's error output already says when variables were lost.
     let _ = stdout.flush();
-    if result.variables_lost && result.status != CellStatus::Ok {
-        eprintln!("note: the runtime restarted, so earlier variables are gone (fn and struct items remain)");
-    }
 }
 
 fn print_data(data: &rnnlab_notebook::nbformat::JsonMap) {
