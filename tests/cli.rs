@@ -197,3 +197,60 @@ fn bad_input_exits_2_with_one_line() {
         assert!(err.contains(needle), "{args:?}: {err} lacks {needle}");
     }
 }
+
+/// `rnnlab bench` prints its table and JSON (shapes only: timings are not asserted), and explains a bad shape.
+#[test]
+fn bench_prints_a_table_and_writes_json() {
+    let dir = tempdir("bench");
+    let json = dir.join("bench.json");
+    let out = rnnlab()
+        .args([
+            "bench",
+            "--shape",
+            "lstm:1,3,2,1",
+            "--shape",
+            "gru:2,3,4,5",
+            "--shape",
+            "simplernn:1,2,2,2",
+            "--min-runs",
+            "2",
+            "--seconds",
+            "0",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("FMA peak probe:"), "{stdout}");
+    assert!(
+        stdout.contains("median ms") && stdout.contains("% peak"),
+        "{stdout}"
+    );
+    for label in ["lstm 1,3,2,1", "gru 2,3,4,5", "simplernn 1,2,2,2"] {
+        assert!(stdout.contains(label), "{label} missing:\n{stdout}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[1]["kind"], "gru");
+    assert_eq!(results[1]["units"], 5);
+    assert!(results[0]["runs"].as_u64().unwrap() >= 2);
+    assert!(results[0]["median_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["fma_peak_gflops"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["threads"], 1);
+
+    let bad = rnnlab()
+        .args(["bench", "--shape", "lstm:1,2"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("bad --shape 'lstm:1,2'"), "{stderr}");
+}

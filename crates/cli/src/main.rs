@@ -6,6 +6,7 @@
 //! - `rnnlab run NB.ipynb... [--inplace | -o OUT]` executes Rust (evcxr) notebooks and writes them with outputs.
 //! - `rnnlab test PATH...` executes notebooks (files or folders) and compares with their stored outputs.
 //! - `rnnlab repl` is an interactive Rust session with rnnlab loaded (the notebooks' engine).
+//! - `rnnlab bench` times recurrent layers' forward passes (GFLOP/s against an FMA-peak probe).
 //!
 //! Exit codes: 0 success, 2 bad input (one line on stderr), 1 anything else.
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench;
 mod repl;
 use rnnlab::ndarray::{concatenate, Axis};
 use rnnlab::{Model, SummaryStyle, Tensor};
@@ -56,6 +58,22 @@ enum Command {
         /// Total width of the Keras 3 table (Keras uses min(88, terminal columns - 4); 76 when piped).
         #[arg(long)]
         line_length: Option<usize>,
+    },
+    /// Time forward passes of recurrent layers: ms per call, GFLOP/s and % of a quick FMA-peak probe.
+    Bench {
+        /// A case KIND:BATCH,STEPS,FEATURES,UNITS (KIND lstm, gru or simplernn); repeat for several. Default:
+        /// the performance issue's table (the tutorial LSTM up to LSTM/GRU 64,200,256,256).
+        #[arg(long = "shape")]
+        shapes: Vec<String>,
+        /// Timed runs per case, at least.
+        #[arg(long, default_value_t = 5)]
+        min_runs: usize,
+        /// Keep timing a case until this many seconds have passed (after `--min-runs`).
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Also write the results as JSON (read by benches/compare.py).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// An interactive Rust session with rnnlab's prelude imported (history, completion, :help).
     Repl {
@@ -384,6 +402,65 @@ fn run(
     Ok(all_ok)
 }
 
+/// `rnnlab bench`: measures each case and prints the table (and writes JSON when asked).
+fn bench_cmd(
+    shapes: &[String],
+    min_runs: usize,
+    seconds: f64,
+    json: Option<&Path>,
+) -> Result<(), Failure> {
+    let specs: Vec<String> = if shapes.is_empty() {
+        bench::DEFAULT_CASES.iter().map(|s| s.to_string()).collect()
+    } else {
+        shapes.to_vec()
+    };
+    let cases: Vec<bench::Case> = specs
+        .iter()
+        .map(|s| s.parse().map_err(bad))
+        .collect::<Result<_, _>>()?;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(bad(format!(
+            "--seconds must be a non-negative number, got {seconds}"
+        )));
+    }
+    // rnnlab's forward pass runs on one thread.
+    let threads = 1;
+    if let Some(load) = bench::load_average() {
+        if load > 0.5 {
+            eprintln!(
+                "warning: other processes load the CPU (1-minute load average {load:.2}): timings will be noisy"
+            );
+        }
+    }
+    let (peak, isa) = bench::fma_peak_gflops();
+    println!("FMA peak probe: {peak:.1} GFLOP/s on one core ({isa}); float32; forward pass of one layer, predict()");
+    let mut results = Vec::new();
+    for case in cases {
+        results.push(bench::measure(case, min_runs, seconds)?);
+        // Print as we go: the large cases take a while.
+        if results.len() == 1 {
+            print!("{}", bench::table(&results, peak, threads));
+        } else {
+            print!(
+                "{}",
+                bench::table(&results[results.len() - 1..], peak, threads)
+                    .lines()
+                    .nth(1)
+                    .map(|l| format!("{l}\n"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(path) = json {
+        let value = bench::json(&results, peak, isa, threads);
+        let text = serde_json::to_string_pretty(&value).expect("a JSON value serialises");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| bad(format!("cannot write '{}': {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Tests notebooks; returns whether all passed.
 fn test(paths: &[PathBuf], update: bool, common: &NotebookArgs) -> Result<bool, Failure> {
     let notebooks = collect_notebooks(paths)?;
@@ -434,6 +511,12 @@ fn main() -> ExitCode {
             update,
             common,
         } => test(paths, *update, common).and_then(ok_or_failed),
+        Command::Bench {
+            shapes,
+            min_runs,
+            seconds,
+            json,
+        } => bench_cmd(shapes, *min_runs, *seconds, json.as_deref()),
         Command::Repl {
             no_readline,
             rnnlab_path,

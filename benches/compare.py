@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Side-by-side forward-pass timings: rnnlab vs Keras 3 (predict and tf.function) vs PyTorch, same shapes, same run.
+
+Not part of the Rust tests (it needs TensorFlow/Keras, and optionally PyTorch):
+
+    pip install tensorflow-cpu keras            # the references
+    pip install torch --index-url https://download.pytorch.org/whl/cpu   # optional
+    cargo build --release -p rnnlab-cli
+    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--shape lstm:32,100,64,128 ...]
+
+It runs `rnnlab bench --json` first, then each reference on the same shapes with the same thread count, and prints
+median ms per forward pass and rnnlab's speed-up against each (>1 means rnnlab is faster). rnnlab runs on one
+thread, so compare with --threads 1 for like against like.
+"""
+import argparse, json, os, statistics, subprocess, sys, tempfile, time
+
+DEFAULT = ["lstm:1,3,2,1", "lstm:32,100,64,128", "lstm:64,200,256,256", "gru:32,100,64,128", "gru:64,200,256,256"]
+
+
+def median_ms(fn, min_runs=5, budget=1.0):
+    for _ in range(2):
+        fn()
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget and len(times) < 10000):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def keras_times(kind, b, t, f, u, threads):
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simplernn": keras.layers.SimpleRNN}[kind]
+    inp = keras.Input((t, f))
+    model = keras.Model(inp, layer(u)(inp))
+    x = np.random.default_rng(2).uniform(-1, 1, (b, t, f)).astype("float32")
+    out = {"keras predict": median_ms(lambda: model.predict(x, verbose=0, batch_size=b))}
+    fn = tf.function(lambda v: model(v, training=False))
+    xt = tf.constant(x)
+    out["keras tf.function"] = median_ms(lambda: fn(xt).numpy())
+    return out
+
+
+def torch_times(kind, b, t, f, u):
+    try:
+        import torch
+    except ImportError:
+        return {}
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simplernn": torch.nn.RNN}[kind]
+    m = cls(f, u, batch_first=True).eval()
+    x = torch.rand(b, t, f) * 2 - 1
+    with torch.no_grad():
+        return {"pytorch": median_ms(lambda: m(x))}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rnnlab", default="target/release/rnnlab")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--shape", action="append")
+    args = ap.parse_args()
+    shapes = args.shape or DEFAULT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "rnnlab.json")
+        cmd = [args.rnnlab, "bench", "--json", path] + sum((["--shape", s] for s in shapes), [])
+        subprocess.run(cmd, check=True)
+        ours = json.load(open(path))
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        print("(PyTorch not installed: skipped)")
+    print(f"\nthreads {args.threads}; load average at start {ours.get('load_average_1min')}; median ms per forward pass")
+    header = f"{'shape':<22} {'rnnlab':>9}"
+    rows = []
+    for r in ours["results"]:
+        kind, b, t, f, u = r["kind"], r["batch"], r["steps"], r["features"], r["units"]
+        refs = keras_times(kind, b, t, f, u, args.threads)
+        refs.update(torch_times(kind, b, t, f, u))
+        rows.append((f"{kind} {b},{t},{f},{u}", r["median_ms"], refs))
+    names = sorted({n for _, _, refs in rows for n in refs})
+    print(header + "".join(f" {n:>18} {'x':>7}" for n in names))
+    for label, ms, refs in rows:
+        line = f"{label:<22} {ms:>9.4f}"
+        for n in names:
+            if n in refs:
+                line += f" {refs[n]:>18.4f} {refs[n] / ms:>7.2f}"
+            else:
+                line += f" {'-':>18} {'-':>7}"
+        print(line)
+    print("x = reference ms / rnnlab ms (above 1: rnnlab is faster)")
+
+
+if __name__ == "__main__":
+    main()

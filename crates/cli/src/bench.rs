@@ -1,0 +1,358 @@
+//! `rnnlab bench`: forward-pass timings of recurrent layers, with GFLOP/s against a quick FMA-peak probe.
+//!
+//! Timings are medians of repeated `Model::predict` calls on one model per shape, after warm-up runs, so they are
+//! what a user of the library sees (graph walk and output copies included). Comparisons with Keras and PyTorch
+//! run in `benches/compare.py`, which reads this command's JSON: the ratio is only meaningful when both sides run
+//! on the same machine in the same session.
+
+use std::time::Instant;
+
+use rnnlab::{set_random_seed, Initializer, Input, Layer, Model, Tensor, GRU, LSTM};
+
+/// One benchmark case: a single recurrent layer of `units` on `(batch, steps, features)` inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    /// Which layer.
+    pub kind: Kind,
+    /// Samples per call.
+    pub batch: usize,
+    /// Time steps.
+    pub steps: usize,
+    /// Input features.
+    pub features: usize,
+    /// Units of the layer.
+    pub units: usize,
+}
+
+/// The benchmarked layer types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `LSTM` (4 gates).
+    Lstm,
+    /// `GRU` (3 gates, Keras 3's `reset_after=True`).
+    Gru,
+    /// `SimpleRNN`.
+    SimpleRnn,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Lstm => "lstm",
+            Kind::Gru => "gru",
+            Kind::SimpleRnn => "simplernn",
+        }
+    }
+
+    fn gates(self) -> usize {
+        match self {
+            Kind::Lstm => 4,
+            Kind::Gru => 3,
+            Kind::SimpleRnn => 1,
+        }
+    }
+}
+
+/// The shapes of the performance issue's reference table: the tutorial model, then medium and large layers.
+pub const DEFAULT_CASES: &[&str] = &[
+    "lstm:1,3,2,1",
+    "lstm:32,100,64,128",
+    "lstm:64,200,256,256",
+    "gru:32,100,64,128",
+    "gru:64,200,256,256",
+];
+
+impl std::str::FromStr for Case {
+    type Err = String;
+
+    /// `KIND:BATCH,STEPS,FEATURES,UNITS`, e.g. `lstm:32,100,64,128`.
+    fn from_str(s: &str) -> Result<Case, String> {
+        let usage = || {
+            format!("bad --shape '{s}': expected KIND:BATCH,STEPS,FEATURES,UNITS with KIND lstm, gru or simplernn (e.g. lstm:32,100,64,128)")
+        };
+        let (kind, dims) = s.split_once(':').ok_or_else(usage)?;
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "lstm" => Kind::Lstm,
+            "gru" => Kind::Gru,
+            "simplernn" | "rnn" => Kind::SimpleRnn,
+            _ => return Err(usage()),
+        };
+        let dims: Vec<usize> = dims
+            .split(',')
+            .map(|d| d.trim().parse::<usize>().map_err(|_| usage()))
+            .collect::<Result<_, _>>()?;
+        let [batch, steps, features, units] = dims[..] else {
+            return Err(usage());
+        };
+        if [batch, steps, features, units].contains(&0) {
+            return Err(format!(
+                "bad --shape '{s}': every dimension must be at least 1"
+            ));
+        }
+        Ok(Case {
+            kind,
+            batch,
+            steps,
+            features,
+            units,
+        })
+    }
+}
+
+impl Case {
+    /// `lstm 32,100,64,128`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {},{},{},{}",
+            self.kind.name(),
+            self.batch,
+            self.steps,
+            self.features,
+            self.units
+        )
+    }
+
+    /// Floating-point operations of one forward pass, counting the two products per step (input and recurrent
+    /// kernels, a multiply and an add each); the element-wise gate math is small beside them at these sizes.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch
+            * self.steps
+            * (self.features + self.units)
+            * self.kind.gates()
+            * self.units) as f64
+    }
+}
+
+/// The timing of one case.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// The case.
+    pub case: Case,
+    /// Median, minimum and maximum wall-clock time of one forward pass, in milliseconds.
+    pub median_ms: f64,
+    /// Fastest run.
+    pub min_ms: f64,
+    /// Slowest run.
+    pub max_ms: f64,
+    /// Timed runs.
+    pub runs: usize,
+}
+
+impl Measurement {
+    /// Achieved GFLOP/s at the median.
+    pub fn gflops(&self) -> f64 {
+        self.case.flops() / (self.median_ms * 1e-3) / 1e9
+    }
+}
+
+/// Builds the case's model (seeded, Keras default initializers) and times `predict` on random inputs: warm-up
+/// runs, then runs until both `min_runs` and about `budget_s` seconds are reached.
+pub fn measure(case: Case, min_runs: usize, budget_s: f64) -> Result<Measurement, rnnlab::Error> {
+    set_random_seed(1);
+    let inputs = Input::new((case.steps, case.features));
+    let layer: Layer = match case.kind {
+        Kind::Lstm => LSTM::new(case.units).into(),
+        Kind::Gru => GRU::new(case.units).into(),
+        Kind::SimpleRnn => rnnlab::SimpleRNN::new(case.units).into(),
+    };
+    let model = Model::new(&inputs, &layer.call(&inputs)?)?;
+    let x = Tensor::from(
+        Initializer::RandomUniform {
+            minval: -1.0,
+            maxval: 1.0,
+            seed: Some(2),
+        }
+        .sample(&[case.batch, case.steps, case.features])?,
+    );
+    // Warm-up: first-touch page faults and caches.
+    for _ in 0..2 {
+        model.predict(&x)?;
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < min_runs.max(1)
+        || (start.elapsed().as_secs_f64() < budget_s && times.len() < 10_000)
+    {
+        let t = Instant::now();
+        let y = model.predict(&x)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(y);
+    }
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    let median_ms = if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    };
+    Ok(Measurement {
+        case,
+        median_ms,
+        min_ms: times[0],
+        max_ms: times[n - 1],
+        runs: n,
+    })
+}
+
+/// A quick estimate of one core's peak float32 FMA throughput in GFLOP/s: independent fused multiply-adds on the
+/// widest vectors the CPU has (chosen at run time), long enough to reach full clock.
+pub fn fma_peak_gflops() -> (f64, &'static str) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above).
+            return (unsafe { probe_avx512() }, "avx512");
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return (unsafe { probe_avx2() }, "avx2+fma");
+        }
+    }
+    (probe_scalar(), "scalar")
+}
+
+/// Iterations of the probe loops: about 0.2 s at 100 GFLOP/s.
+const PROBE_ITERS: usize = 2_000_000;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn probe_avx512() -> f64 {
+    use std::arch::x86_64::*;
+    // Twelve independent accumulators hide the FMA latency (4 cycles) on two FMA ports.
+    let a = _mm512_set1_ps(0.999_999);
+    let b = _mm512_set1_ps(1e-7);
+    let mut acc = [_mm512_set1_ps(1.0); 12];
+    let t = Instant::now();
+    for _ in 0..PROBE_ITERS {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let mut sink = 0.0;
+    for v in acc {
+        sink += _mm512_reduce_add_ps(v);
+    }
+    std::hint::black_box(sink);
+    (PROBE_ITERS * 12 * 16 * 2) as f64 / secs / 1e9
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn probe_avx2() -> f64 {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_ps(0.999_999);
+    let b = _mm256_set1_ps(1e-7);
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    let t = Instant::now();
+    for _ in 0..PROBE_ITERS {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let mut lanes = [0.0f32; 8];
+    for v in acc {
+        let mut l = [0.0f32; 8];
+        _mm256_storeu_ps(l.as_mut_ptr(), v);
+        for (s, x) in lanes.iter_mut().zip(l) {
+            *s += x;
+        }
+    }
+    std::hint::black_box(lanes);
+    (PROBE_ITERS * 12 * 8 * 2) as f64 / secs / 1e9
+}
+
+fn probe_scalar() -> f64 {
+    let mut acc = [1.0f32; 12];
+    let t = Instant::now();
+    for _ in 0..PROBE_ITERS / 4 {
+        for v in acc.iter_mut() {
+            *v = v.mul_add(0.999_999, 1e-7);
+        }
+        std::hint::black_box(&mut acc);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    (PROBE_ITERS / 4 * 12 * 2) as f64 / secs / 1e9
+}
+
+/// The 1-minute load average and the number of CPUs, when the system says (Linux: /proc/loadavg).
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The table `rnnlab bench` prints.
+pub fn table(results: &[Measurement], peak: f64, threads: usize) -> String {
+    let mut out = format!(
+        "{:<24} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7}\n",
+        "shape (b,t,f,u)", "median ms", "min ms", "max ms", "GFLOP/s", "% peak", "threads"
+    );
+    for m in results {
+        out.push_str(&format!(
+            "{:<24} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>7.1}% {:>7}\n",
+            m.case.label(),
+            m.median_ms,
+            m.min_ms,
+            m.max_ms,
+            m.gflops(),
+            100.0 * m.gflops() / peak,
+            threads
+        ));
+    }
+    out
+}
+
+/// The JSON `rnnlab bench --json` writes (read by `benches/compare.py`).
+pub fn json(results: &[Measurement], peak: f64, isa: &str, threads: usize) -> serde_json::Value {
+    serde_json::json!({
+        "tool": "rnnlab",
+        "version": env!("CARGO_PKG_VERSION"),
+        "threads": threads,
+        "fma_peak_gflops": peak,
+        "fma_probe": isa,
+        "load_average_1min": load_average(),
+        "results": results.iter().map(|m| serde_json::json!({
+            "kind": m.case.kind.name(),
+            "batch": m.case.batch,
+            "steps": m.case.steps,
+            "features": m.case.features,
+            "units": m.case.units,
+            "median_ms": m.median_ms,
+            "min_ms": m.min_ms,
+            "max_ms": m.max_ms,
+            "runs": m.runs,
+            "gflops": m.gflops(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_and_bad_ones_are_explained() {
+        let c: Case = "gru:32,100,64,128".parse().unwrap();
+        assert_eq!(
+            (c.kind, c.batch, c.steps, c.features, c.units),
+            (Kind::Gru, 32, 100, 64, 128)
+        );
+        // 2 * b * t * (f + u) * 3u
+        assert_eq!(c.flops(), 2.0 * 32.0 * 100.0 * 192.0 * 384.0);
+        for bad in [
+            "lstm",
+            "conv:1,2,3,4",
+            "lstm:1,2,3",
+            "lstm:1,2,x,4",
+            "lstm:0,1,1,1",
+        ] {
+            let err = bad.parse::<Case>().unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+        for case in DEFAULT_CASES {
+            case.parse::<Case>().unwrap();
+        }
+    }
+}
