@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
 use serde_json::{json, Map, Value};
 
-use super::kernels::{matmul_acc, matmul_acc_cols};
+use super::kernels::{gemm_acc, matmul_acc};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
@@ -377,19 +377,8 @@ impl Cell {
                         }
                     }
                 } else {
-                    for b in 0..batch {
-                        let hrow = &h_prev[b * u..(b + 1) * u];
-                        matmul_acc_cols(
-                            hrow,
-                            rk,
-                            g,
-                            0,
-                            2 * u,
-                            &mut s.rec[b * g..b * g + 2 * u],
-                            1,
-                            u,
-                        );
-                    }
+                    // Only the z and r columns of R; rows of `rec` are G apart.
+                    gemm_acc(h_prev, u, rk, g, &mut s.rec, g, batch, u, 2 * u);
                 }
                 for b in 0..batch {
                     let x = &xp_t[b * g..(b + 1) * g];
@@ -413,10 +402,19 @@ impl Cell {
                 if !reset_after {
                     // recurrent_h = (r * h) @ R[:, 2U:], written over the aux buffer's product slot in rec.
                     for b in 0..batch {
-                        let cand = &mut s.rec[b * g + 2 * u..(b + 1) * g];
-                        cand.fill(0.0);
-                        matmul_acc_cols(&s.aux[b * u..(b + 1) * u], rk, g, 2 * u, u, cand, 1, u);
+                        s.rec[b * g + 2 * u..(b + 1) * g].fill(0.0);
                     }
+                    gemm_acc(
+                        &s.aux,
+                        u,
+                        &rk[2 * u..],
+                        g,
+                        &mut s.rec[2 * u..],
+                        g,
+                        batch,
+                        u,
+                        u,
+                    );
                 }
                 for b in 0..batch {
                     let x = &xp_t[b * g..(b + 1) * g];
