@@ -311,7 +311,7 @@ impl Session {
         // A block, so the figure is not kept as a variable; errors are printed, not propagated with `?`.
         let code = format!(
             "{{ let __rnnlab_figure: rnnlab::Figure = {{ {expr} }}; match __rnnlab_figure.save({path:?}) {{ \
-             Ok(()) => println!(\"saved {}\", {path:?}), Err(e) => eprintln!(\"{{e}}\") }} }}",
+             Ok(()) => println!(\"saved {}\", {path:?}), Err(e) => eprintln!(\"{{e}}\") }} }};",
             "{}",
             path = path.display().to_string()
         );
