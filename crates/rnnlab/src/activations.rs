@@ -196,6 +196,107 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// The derivative `dy/dx` of an element-wise activation at `x`, given `y = f(x)` (the forward output, reused
+    /// where the derivative is cheaper from it, as TensorFlow's gradients do: `y(1-y)` for sigmoid, `1-y²` for tanh).
+    /// Softmax is not element-wise: use [`Activation::backprop_row`].
+    #[inline]
+    pub(crate) fn grad_scalar(&self, x: f32, y: f32) -> f32 {
+        match self {
+            Activation::Linear | Activation::Softmax => 1.0,
+            Activation::Tanh => 1.0 - y * y,
+            Activation::Sigmoid => y * (1.0 - y),
+            // relu6(x + 3) / 6: TF's relu6 gradient is 1 strictly inside (0, 6).
+            Activation::HardSigmoid => {
+                if x > -3.0 && x < 3.0 {
+                    1.0 / 6.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::HardSigmoidKeras2 => {
+                if x > -2.5 && x < 2.5 {
+                    0.2
+                } else {
+                    0.0
+                }
+            }
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Relu6 => {
+                if x > 0.0 && x < 6.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Softsign => {
+                let d = 1.0 + x.abs();
+                1.0 / (d * d)
+            }
+            Activation::Softplus => sigmoid(x),
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s + x * s * (1.0 - s)
+            }
+            Activation::Elu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    y + 1.0
+                }
+            }
+            Activation::Exponential => y,
+        }
+    }
+
+    /// Back-propagates through the activation of one row: `dx = dy · f'(x)`, with softmax's Jacobian
+    /// `dx = y ⊙ (dy − Σ dy⊙y)` over the row.
+    pub(crate) fn backprop_row(&self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        match self {
+            Activation::Linear => dx.copy_from_slice(dy),
+            Activation::Softmax => {
+                let dot: f32 = dy.iter().zip(y).map(|(a, b)| a * b).sum();
+                for ((d, &yy), &g) in dx.iter_mut().zip(y).zip(dy) {
+                    *d = yy * (g - dot);
+                }
+            }
+            act => {
+                for (((d, &xx), &yy), &g) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    *d = g * act.grad_scalar(xx, yy);
+                }
+            }
+        }
+    }
+
+    /// [`Activation::backprop_row`] over a buffer of rows of `row_len` values.
+    pub(crate) fn backprop_rows(
+        &self,
+        x: &[f32],
+        y: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        row_len: usize,
+    ) {
+        if row_len == 0 {
+            return;
+        }
+        for (((xr, yr), gr), dr) in x
+            .chunks(row_len)
+            .zip(y.chunks(row_len))
+            .zip(dy.chunks(row_len))
+            .zip(dx.chunks_mut(row_len))
+        {
+            self.backprop_row(xr, yr, gr, dr);
+        }
+    }
+}
+
 impl std::str::FromStr for Activation {
     type Err = Error;
     fn from_str(s: &str) -> Result<Activation> {

@@ -182,6 +182,11 @@ fn make_rng(seed: Option<u64>) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
+/// A generator seeded from the global one (so `set_random_seed` makes training runs repeatable too).
+pub(crate) fn fork_global_rng() -> StdRng {
+    make_rng(None)
+}
+
 /// How `VarianceScaling` counts units.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum FanMode {

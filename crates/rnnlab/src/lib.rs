@@ -37,6 +37,7 @@ pub mod saving;
 pub mod summary;
 pub mod tensor;
 pub mod trace;
+pub mod train;
 
 pub use activations::Activation;
 pub use error::{Error, Result};
@@ -51,12 +52,14 @@ pub use plot::Figure;
 pub use summary::SummaryStyle;
 pub use tensor::{Shape, Tensor};
 pub use trace::{Direction, Trace};
+pub use train::{Compile, FitOptions, History, Loss, Optimizer};
 
 /// Everything a notebook needs: `use rnnlab::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        clear_session, set_random_seed, Activation, Bidirectional, Dense, Direction, Dropout,
-        Flatten, Initializer, Input, Layer, Masking, MergeMode, Model, RepeatVector, Sequential,
-        Shape, SimpleRNN, SummaryStyle, SymbolicTensor, Tensor, TimeDistributed, Trace, GRU, LSTM,
+        clear_session, set_random_seed, Activation, Bidirectional, Compile, Dense, Direction,
+        Dropout, FitOptions, Flatten, History, Initializer, Input, Layer, Loss, Masking, MergeMode,
+        Model, Optimizer, RepeatVector, Sequential, Shape, SimpleRNN, SummaryStyle, SymbolicTensor,
+        Tensor, TimeDistributed, Trace, GRU, LSTM,
     };
 }

@@ -155,7 +155,7 @@ fn trace_rnn(
     let mut raw = RawTrace::default();
     let ctx = format!("Layer \"{layer}\" ({})", m.cell.class_name());
     let st: Vec<_> = initial_state.iter().map(|s| s.view()).collect();
-    m.run(&ctx, &x.view(), &st, mask, Some(&mut raw))?;
+    m.run(&ctx, &x.view(), &st, mask, Some(&mut raw), None)?;
     let (b, t) = (x.shape()[0], x.shape()[1]);
     let u = m.cell.cfg.units;
     let input_steps: Vec<usize> = if m.opts.go_backwards {

@@ -6,7 +6,8 @@ use ndarray::{linalg::general_mat_mul, Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use serde_json::json;
 
 use super::{
-    fmt_sym, layer_handle, CallInputs, Forward, Layer, Mask, Module, SymShape, WeightSpec,
+    fmt_sym, layer_handle, Backward, CallInputs, Forward, Layer, Mask, Module, SymShape, Tape,
+    TrainCtx, WeightSpec,
 };
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -117,6 +118,86 @@ impl DenseModule {
     }
 }
 
+/// What Dense's backward pass needs: the input rows, the pre-activations and the outputs.
+pub(crate) struct DenseTape {
+    x: Array2<f32>,
+    pre: Array2<f32>,
+    y: Array2<f32>,
+    in_shape: Vec<usize>,
+    /// Set by the trainer when a loss differentiated the pre-activations directly (Keras' logits path for a
+    /// softmax or sigmoid output feeding a crossentropy): added to the pre-activation gradient, skipping the
+    /// activation.
+    pub logits_grad: Option<Array2<f32>>,
+}
+
+impl DenseTape {
+    /// The pre-activations of the call, shaped as the output (for crossentropy losses on logits).
+    pub(crate) fn logits(&self, out_shape: &[usize]) -> ArrayD<f32> {
+        self.pre
+            .clone()
+            .into_shape_with_order(IxDyn(out_shape))
+            .expect("same number of elements")
+    }
+}
+
+impl DenseModule {
+    /// Forward pass keeping the pre-activations (same float operations as `forward_matrix`).
+    pub(crate) fn forward_matrix_train(&self, x: Array2<f32>) -> DenseTape {
+        let k = self.kernel.as_ref().expect("built before forward");
+        let mut pre = Array2::<f32>::zeros((x.nrows(), self.units));
+        if let Some(b) = &self.bias {
+            pre.rows_mut().into_iter().for_each(|mut r| r.assign(b));
+        }
+        general_mat_mul(1.0, &x, k, 1.0, &mut pre);
+        let mut y = pre.clone();
+        if let Some(s) = y.as_slice_mut() {
+            self.activation.apply_rows(s, self.units);
+        }
+        DenseTape {
+            in_shape: vec![x.nrows(), x.ncols()],
+            x,
+            pre,
+            y,
+            logits_grad: None,
+        }
+    }
+
+    /// Backward pass on rows: returns `(dx, [dK, db])`.
+    pub(crate) fn backward_matrix(
+        &self,
+        tape: &DenseTape,
+        dy: ArrayView2<'_, f32>,
+    ) -> (Array2<f32>, Vec<ArrayD<f32>>) {
+        let k = self.kernel.as_ref().expect("built before backward");
+        let mut dpre = if self.activation == Activation::Linear {
+            dy.to_owned()
+        } else {
+            let mut d = Array2::<f32>::zeros(dy.raw_dim());
+            let dy = dy.as_standard_layout();
+            self.activation.backprop_rows(
+                tape.pre.as_slice().expect("fresh array"),
+                tape.y.as_slice().expect("fresh array"),
+                dy.as_slice().expect("standard layout"),
+                d.as_slice_mut().expect("fresh array"),
+                self.units,
+            );
+            d
+        };
+        if let Some(lg) = &tape.logits_grad {
+            dpre += lg;
+        }
+        let mut dk = Array2::<f32>::zeros(k.raw_dim());
+        general_mat_mul(1.0, &tape.x.t(), &dpre, 0.0, &mut dk);
+        let mut dx = Array2::<f32>::zeros(tape.x.raw_dim());
+        general_mat_mul(1.0, &dpre, &k.t(), 0.0, &mut dx);
+        let mut w = vec![dk.into_dyn()];
+        if self.bias.is_some() {
+            w.push(dpre.sum_axis(Axis(0)).into_dyn());
+        }
+        (dx, w)
+    }
+}
+
 impl Module for DenseModule {
     fn class_name(&self) -> &'static str {
         "Dense"
@@ -160,6 +241,53 @@ impl Module for DenseModule {
         Ok(Forward {
             outputs: vec![y],
             mask: call.mask.cloned(),
+        })
+    }
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        _tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let x = &call.inputs[0];
+        let d = *x.shape().last().unwrap_or(&0);
+        self.build(ctx, d)?;
+        let mut tape = self.forward_matrix_train(as_matrix(x));
+        tape.in_shape = x.shape().to_vec();
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank checked") = self.units;
+        let y = tape
+            .y
+            .clone()
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("same number of elements");
+        Ok((
+            Forward {
+                outputs: vec![y],
+                mask: call.mask.cloned(),
+            },
+            Box::new(tape),
+        ))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let tape = tape.downcast::<DenseTape>().expect("Dense tape");
+        let dy = match grads.into_iter().next().flatten() {
+            Some(g) => as_matrix(&g.view()),
+            None => Array2::zeros(tape.y.raw_dim()),
+        };
+        let (dx, w) = self.backward_matrix(&tape, dy.view());
+        let dx = dx
+            .into_shape_with_order(IxDyn(&tape.in_shape))
+            .expect("same number of elements");
+        Ok(Backward {
+            inputs: vec![Some(dx)],
+            initial_state: vec![],
+            weights: w,
         })
     }
     fn weights(&self) -> Vec<ArrayD<f32>> {
@@ -298,7 +426,12 @@ macro_rules! weightless {
 pub(crate) struct DropoutModule {
     pub rate: f32,
     pub seed: Option<u64>,
+    /// The layer's own generator, started from `seed` at the first training call (Keras' SeedGenerator).
+    pub rng: Option<rand::rngs::StdRng>,
 }
+
+/// A per-call mask of Dropout: kept values scaled by 1/(1-rate), as Keras' `backend.random.dropout` does.
+struct DropoutTape(Option<ArrayD<f32>>);
 
 impl Module for DropoutModule {
     fn class_name(&self) -> &'static str {
@@ -325,6 +458,65 @@ impl Module for DropoutModule {
             mask: call.mask.cloned(),
         })
     }
+    fn forward_train(
+        &mut self,
+        _ctx: &str,
+        call: CallInputs<'_>,
+        tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let x = &call.inputs[0];
+        if !tc.training || self.rate == 0.0 {
+            return Ok((
+                Forward {
+                    outputs: vec![x.to_owned()],
+                    mask: call.mask.cloned(),
+                },
+                Box::new(DropoutTape(None)),
+            ));
+        }
+        use rand::{Rng, SeedableRng};
+        let keep = 1.0 - self.rate;
+        let scale = 1.0 / keep;
+        let rng: &mut rand::rngs::StdRng = match self.seed {
+            Some(seed) => self
+                .rng
+                .get_or_insert_with(|| rand::rngs::StdRng::seed_from_u64(seed)),
+            None => &mut tc.rng,
+        };
+        let mask = ArrayD::from_shape_simple_fn(x.raw_dim(), || {
+            if rng.random::<f32>() < keep {
+                scale
+            } else {
+                0.0
+            }
+        });
+        let y = x * &mask;
+        Ok((
+            Forward {
+                outputs: vec![y],
+                mask: call.mask.cloned(),
+            },
+            Box::new(DropoutTape(Some(mask))),
+        ))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let tape = tape.downcast::<DropoutTape>().expect("Dropout tape");
+        let g = grads.into_iter().next().flatten();
+        let dx = match (g, tape.0) {
+            (Some(g), Some(m)) => Some(g * m),
+            (g, _) => g,
+        };
+        Ok(Backward {
+            inputs: vec![dx],
+            initial_state: vec![],
+            weights: vec![],
+        })
+    }
     fn config(&self) -> serde_json::Value {
         json!({"trainable": true, "rate": self.rate, "seed": self.seed, "noise_shape": null})
     }
@@ -341,12 +533,15 @@ impl Dropout {
         Dropout(Layer::from_module(Box::new(DropoutModule {
             rate,
             seed: None,
+            rng: None,
         })))
     }
     /// Seed for the dropout mask (used in training).
     pub fn seed(self, seed: u64) -> Self {
-        self.0
-            .with_module::<DropoutModule, _>(|m| m.seed = Some(seed));
+        self.0.with_module::<DropoutModule, _>(|m| {
+            m.seed = Some(seed);
+            m.rng = None;
+        });
         self
     }
 }
@@ -387,6 +582,33 @@ impl Module for FlattenModule {
         Ok(Forward {
             outputs: vec![y],
             mask: None,
+        })
+    }
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        _tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let shape = call.inputs[0].shape().to_vec();
+        Ok((self.forward(ctx, call)?, Box::new(shape)))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let shape = tape.downcast::<Vec<usize>>().expect("Flatten tape");
+        let dx = grads.into_iter().next().flatten().map(|g| {
+            let g = g.as_standard_layout().into_owned();
+            g.into_shape_with_order(IxDyn(&shape))
+                .expect("same number of elements")
+        });
+        Ok(Backward {
+            inputs: vec![dx],
+            initial_state: vec![],
+            weights: vec![],
         })
     }
     fn config(&self) -> serde_json::Value {
@@ -449,6 +671,32 @@ impl Module for RepeatVectorModule {
         Ok(Forward {
             outputs: vec![y],
             mask: None,
+        })
+    }
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        _tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        Ok((self.forward(ctx, call)?, Box::new(())))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        _tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        // Every copy of the vector receives a gradient: they add up.
+        let dx = grads
+            .into_iter()
+            .next()
+            .flatten()
+            .map(|g| g.sum_axis(Axis(1)));
+        Ok(Backward {
+            inputs: vec![dx],
+            initial_state: vec![],
+            weights: vec![],
         })
     }
     fn config(&self) -> serde_json::Value {
@@ -540,6 +788,39 @@ impl Module for MaskingModule {
         Ok(Forward {
             outputs: vec![out],
             mask: Some(mask),
+        })
+    }
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        _tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let f = self.forward(ctx, call)?;
+        let mask = f.mask.clone().expect("Masking always makes a mask");
+        Ok((f, Box::new(mask)))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        // Masked steps were replaced by zeros: no gradient reaches their inputs.
+        let mask = tape.downcast::<Mask>().expect("Masking tape");
+        let dx = grads.into_iter().next().flatten().map(|mut g| {
+            for ((bi, ti), keep) in mask.indexed_iter() {
+                if !keep {
+                    let mut o = g.index_axis_mut(Axis(0), bi);
+                    o.index_axis_mut(Axis(0), ti).fill(0.0);
+                }
+            }
+            g
+        });
+        Ok(Backward {
+            inputs: vec![dx],
+            initial_state: vec![],
+            weights: vec![],
         })
     }
     fn config(&self) -> serde_json::Value {

@@ -12,7 +12,7 @@ pub use self::core::{Dense, Dropout, Flatten, Masking, RepeatVector};
 pub use rnn::{SimpleRNN, GRU, LSTM};
 pub use wrappers::{Bidirectional, MergeMode, TimeDistributed};
 
-pub(crate) use self::core::InputLayer;
+pub(crate) use self::core::{DenseModule, DenseTape, InputLayer};
 pub(crate) use wrappers::{BidirectionalModule, TimeDistributedModule};
 
 use std::any::Any;
@@ -67,6 +67,31 @@ pub(crate) struct WeightSpec {
     pub shape: Vec<usize>,
 }
 
+/// What a module's recording forward pass keeps for its backward pass (each module downcasts its own type).
+pub(crate) type Tape = Box<dyn Any + Send>;
+
+/// Gradients a module's backward pass returns, in the order of the call's inputs, initial states and weights
+/// (`get_weights()` order). `None` for an input or state means "no gradient flows there".
+pub(crate) struct Backward {
+    pub inputs: Vec<Option<ArrayD<f32>>>,
+    pub initial_state: Vec<Option<ArrayD<f32>>>,
+    pub weights: Vec<ArrayD<f32>>,
+}
+
+/// The context of a recording forward pass: whether it is training (dropout active) and the generator that
+/// layers without their own seed draw dropout masks from.
+pub(crate) struct TrainCtx {
+    pub training: bool,
+    pub rng: rand::rngs::StdRng,
+}
+
+/// The error for a layer kind without gradients.
+pub(crate) fn no_training(ctx: &str, class: &str) -> Error {
+    Error::Unsupported(format!(
+        "{ctx}: training is not available for {class} layers (no gradient is defined for them)"
+    ))
+}
+
 /// The behaviour of one kind of layer. Implemented by every layer type; used through [`Layer`].
 pub(crate) trait Module: Send + Sync + fmt::Debug + Any {
     /// Keras class name (`"LSTM"`).
@@ -82,6 +107,27 @@ pub(crate) trait Module: Send + Sync + fmt::Debug + Any {
     ) -> Result<Vec<SymShape>>;
     /// Runs the layer (inference).
     fn forward(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward>;
+    /// Runs the layer and records what [`Module::backward`] needs. With `tc.training` dropout is active.
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let _ = (call, tc);
+        Err(no_training(ctx, self.class_name()))
+    }
+    /// Back-propagates the gradients of the outputs (one per output, `None` when an output is unused) through the
+    /// call recorded in `tape`.
+    fn backward(
+        &mut self,
+        ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let _ = (tape, grads);
+        Err(no_training(ctx, self.class_name()))
+    }
     /// The weights in Keras' `get_weights()` order (empty before the layer is built).
     fn weights(&self) -> Vec<ArrayD<f32>>;
     /// Names and shapes of the weights (empty before the layer is built).

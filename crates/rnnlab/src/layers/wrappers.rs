@@ -5,8 +5,11 @@ use std::any::Any;
 use ndarray::{ArrayD, Axis, IxDyn};
 use serde_json::{json, Value};
 
-use super::rnn::RnnModule;
-use super::{fmt_sym, layer_handle, CallInputs, Forward, Layer, Module, SymShape, WeightSpec};
+use super::rnn::{RnnModule, RnnTape};
+use super::{
+    fmt_sym, layer_handle, Backward, CallInputs, Forward, Layer, Module, SymShape, Tape, TrainCtx,
+    WeightSpec,
+};
 use crate::error::{Error, Result};
 
 /// How Bidirectional combines the forward and backward outputs (Keras `merge_mode`).
@@ -99,6 +102,13 @@ impl BidirectionalModule {
     }
 }
 
+/// A recorded Bidirectional call: both directions' tapes and (for `mul`) the halves the product used.
+struct BidirectionalTape {
+    fwd: RnnTape,
+    bwd: RnnTape,
+    halves: Option<(ArrayD<f32>, ArrayD<f32>)>,
+}
+
 impl Module for BidirectionalModule {
     fn class_name(&self) -> &'static str {
         "Bidirectional"
@@ -161,8 +171,8 @@ impl Module for BidirectionalModule {
             ));
         }
         let (fs, bs) = call.initial_state.split_at(call.initial_state.len() / 2);
-        let (y, f_states) = self.fwd.run(ctx, x, fs, call.mask, None)?;
-        let (mut y_rev, b_states) = self.bwd.run(ctx, x, bs, call.mask, None)?;
+        let (y, f_states) = self.fwd.run(ctx, x, fs, call.mask, None, None)?;
+        let (mut y_rev, b_states) = self.bwd.run(ctx, x, bs, call.mask, None, None)?;
         if self.fwd.opts.return_sequences {
             // The backward copy returns its sequence in processing order; flip it so time steps line up.
             y_rev.invert_axis(Axis(1));
@@ -178,6 +188,117 @@ impl Module for BidirectionalModule {
             None
         };
         Ok(Forward { outputs, mask })
+    }
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let n = self.fwd.cell.n_states();
+        if !call.initial_state.is_empty() && call.initial_state.len() != 2 * n {
+            return Err(Error::invalid(
+                ctx,
+                "initial_state",
+                format!("{} arrays", 2 * n),
+                call.initial_state.len(),
+            ));
+        }
+        let (fs, bs) = call.initial_state.split_at(call.initial_state.len() / 2);
+        let fcall = CallInputs {
+            inputs: call.inputs.iter().map(|v| v.view()).collect(),
+            initial_state: fs.iter().map(|v| v.view()).collect(),
+            mask: call.mask,
+        };
+        let (f, ftape) = self.fwd.forward_train_call(ctx, fcall, tc)?;
+        let bcall = CallInputs {
+            inputs: call.inputs.iter().map(|v| v.view()).collect(),
+            initial_state: bs.iter().map(|v| v.view()).collect(),
+            mask: call.mask,
+        };
+        let (b, btape) = self.bwd.forward_train_call(ctx, bcall, tc)?;
+        let mut fo = f.outputs.into_iter();
+        let mut bo = b.outputs.into_iter();
+        let y = fo.next().expect("output");
+        let mut y_rev = bo.next().expect("output");
+        if self.fwd.opts.return_sequences {
+            y_rev.invert_axis(Axis(1));
+            y_rev = y_rev.as_standard_layout().into_owned();
+        }
+        let halves = (self.merge == MergeMode::Mul).then(|| (y.clone(), y_rev.clone()));
+        let mut outputs = self.merge_arrays(y, y_rev);
+        outputs.extend(fo);
+        outputs.extend(bo);
+        let mask = if self.fwd.opts.return_sequences {
+            call.mask.cloned()
+        } else {
+            None
+        };
+        Ok((
+            Forward { outputs, mask },
+            Box::new(BidirectionalTape {
+                fwd: ftape,
+                bwd: btape,
+                halves,
+            }),
+        ))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let tape = tape
+            .downcast::<BidirectionalTape>()
+            .expect("Bidirectional tape");
+        let n = self.fwd.cell.n_states();
+        let n_merged = if self.merge == MergeMode::None { 2 } else { 1 };
+        let mut it = grads.into_iter();
+        let merged: Vec<Option<ArrayD<f32>>> = it.by_ref().take(n_merged).collect();
+        let f_states: Vec<Option<ArrayD<f32>>> = it.by_ref().take(n).collect();
+        let b_states: Vec<Option<ArrayD<f32>>> = it.take(n).collect();
+        // Split the merged gradient into the two directions' output gradients (in output time order).
+        let (gf, gb) = match (self.merge, merged.as_slice()) {
+            (MergeMode::None, [a, b]) => (a.clone(), b.clone()),
+            (_, [None]) => (None, None),
+            (MergeMode::Concat, [Some(g)]) => {
+                let last = g.ndim() - 1;
+                let u = g.shape()[last] / 2;
+                (
+                    Some(g.slice_axis(Axis(last), (..u).into()).to_owned()),
+                    Some(g.slice_axis(Axis(last), (u..).into()).to_owned()),
+                )
+            }
+            (MergeMode::Sum, [Some(g)]) => (Some(g.clone()), Some(g.clone())),
+            (MergeMode::Ave, [Some(g)]) => (Some(g * 0.5), Some(g * 0.5)),
+            (MergeMode::Mul, [Some(g)]) => {
+                let (y, y_rev) = tape.halves.as_ref().expect("kept for mul");
+                (Some(g * y_rev), Some(g * y))
+            }
+            _ => (None, None),
+        };
+        // The backward copy's sequence was flipped to line up in time: flip its gradient back.
+        let gb = gb.map(|mut g| {
+            if self.fwd.opts.return_sequences {
+                g.invert_axis(Axis(1));
+                g.as_standard_layout().into_owned()
+            } else {
+                g
+            }
+        });
+        let rf = self.fwd.backward_tape(&tape.fwd, gf.as_ref(), &f_states);
+        let rb = self.bwd.backward_tape(&tape.bwd, gb.as_ref(), &b_states);
+        let mut weights = rf.weights;
+        weights.extend(rb.weights);
+        let mut initial_state: Vec<Option<ArrayD<f32>>> =
+            rf.d_initial.into_iter().map(Some).collect();
+        initial_state.extend(rb.d_initial.into_iter().map(Some));
+        Ok(Backward {
+            inputs: vec![Some(rf.dx + rb.dx)],
+            initial_state,
+            weights,
+        })
     }
     fn weights(&self) -> Vec<ArrayD<f32>> {
         let mut w = self.fwd.cell.weights();
@@ -369,6 +490,77 @@ impl Module for TimeDistributedModule {
         Ok(Forward {
             outputs: vec![y],
             mask: call.mask.cloned(),
+        })
+    }
+    fn forward_train(
+        &mut self,
+        _ctx: &str,
+        call: CallInputs<'_>,
+        tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let x = &call.inputs[0];
+        let (b, t) = (x.shape()[0], x.shape()[1]);
+        let mut flat_shape = vec![b * t];
+        flat_shape.extend_from_slice(&x.shape()[2..]);
+        let flat = x
+            .to_shape(IxDyn(&flat_shape))
+            .expect("same number of elements")
+            .into_owned();
+        let ictx = self.inner.ctx();
+        let (f, inner_tape) = self.inner.module().forward_train(
+            &ictx,
+            CallInputs {
+                inputs: vec![flat.view()],
+                initial_state: vec![],
+                mask: None,
+            },
+            tc,
+        )?;
+        let y = f
+            .outputs
+            .into_iter()
+            .next()
+            .expect("one output, checked at call");
+        let mut shape = vec![b, t];
+        shape.extend_from_slice(&y.shape()[1..]);
+        let y = y
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("same number of elements");
+        Ok((
+            Forward {
+                outputs: vec![y],
+                mask: call.mask.cloned(),
+            },
+            Box::new((inner_tape, x.shape().to_vec())),
+        ))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let (inner_tape, in_shape) = *tape
+            .downcast::<(Tape, Vec<usize>)>()
+            .expect("TimeDistributed tape");
+        let g = grads.into_iter().next().flatten().map(|g| {
+            let mut s = vec![g.shape()[0] * g.shape()[1]];
+            s.extend_from_slice(&g.shape()[2..]);
+            g.as_standard_layout()
+                .into_owned()
+                .into_shape_with_order(IxDyn(&s))
+                .expect("same number of elements")
+        });
+        let ictx = self.inner.ctx();
+        let r = self.inner.module().backward(&ictx, inner_tape, vec![g])?;
+        let dx = r.inputs.into_iter().next().flatten().map(|d| {
+            d.into_shape_with_order(IxDyn(&in_shape))
+                .expect("same number of elements")
+        });
+        Ok(Backward {
+            inputs: vec![dx],
+            initial_state: vec![],
+            weights: r.weights,
         })
     }
     fn weights(&self) -> Vec<ArrayD<f32>> {

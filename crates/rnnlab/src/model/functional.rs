@@ -108,6 +108,8 @@ pub struct Model {
     pub(crate) layers: Vec<Layer>,
     /// Node ids by depth (for the summary's sequential-like test and "Connected to").
     pub(crate) nodes_by_depth: Vec<Vec<u64>>,
+    /// The training configuration set by `compile` (shared by clones, like the weights).
+    pub(crate) compiled: Arc<std::sync::Mutex<Option<crate::train::Compiled>>>,
 }
 
 impl fmt::Debug for Model {
@@ -270,6 +272,7 @@ impl Model {
             order,
             layers,
             nodes_by_depth,
+            compiled: Arc::default(),
         })
     }
 

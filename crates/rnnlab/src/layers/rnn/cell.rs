@@ -71,6 +71,8 @@ pub(crate) struct Scratch {
     pub rec: Vec<f32>,
     /// (B, U): GRU's `r * (h R_h + b_h)` or `r * h`.
     pub aux: Vec<f32>,
+    /// (B, G): the pre-activations, kept only when training records them for the backward pass.
+    pub pre: Option<Vec<f32>>,
 }
 
 /// One recurrent cell: kind, configuration and (once built) weights.
@@ -303,6 +305,7 @@ impl Cell {
             gates: vec![0.0; batch * g],
             rec: vec![0.0; batch * g],
             aux: vec![0.0; batch * self.cfg.units],
+            pre: None,
         }
     }
 
@@ -337,6 +340,9 @@ impl Cell {
                     for row in s.gates.chunks_mut(g) {
                         row.iter_mut().zip(b).for_each(|(z, bv)| *z += bv);
                     }
+                }
+                if let Some(p) = s.pre.as_mut() {
+                    p.copy_from_slice(&s.gates);
                 }
                 let (h_next, rest) = next.split_at_mut(1);
                 let (h_next, c_next) = (&mut h_next[0], &mut rest[0]);
@@ -387,6 +393,9 @@ impl Cell {
                     for j in 0..2 * u {
                         z[j] = x[j] + rec[j];
                     }
+                    if let Some(p) = s.pre.as_mut() {
+                        p[b * g..b * g + 2 * u].copy_from_slice(&z[..2 * u]);
+                    }
                     let (zz, rest) = z.split_at_mut(u);
                     let (rr, _) = rest.split_at_mut(u);
                     ract.apply_row(zz);
@@ -427,6 +436,9 @@ impl Cell {
                         };
                         z[2 * u + j] = x[2 * u + j] + rec_h;
                     }
+                    if let Some(p) = s.pre.as_mut() {
+                        p[b * g + 2 * u..(b + 1) * g].copy_from_slice(&z[2 * u..]);
+                    }
                     act.apply_row(&mut z[2 * u..]);
                     for j in 0..u {
                         let hp = h_prev[b * u + j];
@@ -440,6 +452,9 @@ impl Cell {
                 matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g);
                 for (k, z) in s.gates.iter_mut().enumerate() {
                     *z = xp_t[k] + s.rec[k];
+                }
+                if let Some(p) = s.pre.as_mut() {
+                    p.copy_from_slice(&s.gates);
                 }
                 for b in 0..batch {
                     act.apply_row(&mut s.gates[b * u..(b + 1) * u]);

@@ -2,8 +2,11 @@
 //! the time loop and the sequence options (return_sequences, return_state, go_backwards, stateful, masking,
 //! initial_state), exactly as Keras' `RNN` base class does (keras-spec.md §2).
 
+mod backprop;
 mod cell;
 mod kernels;
+
+pub(crate) use backprop::RnnTape;
 
 pub(crate) use cell::{Cell, CellConfig, CellKind};
 
@@ -13,7 +16,8 @@ use ndarray::{Array2, Array3, ArrayD, ArrayViewD, Axis, Ix3};
 use serde_json::{json, Map, Value};
 
 use super::{
-    fmt_sym, layer_handle, CallInputs, Forward, Layer, Mask, Module, SymShape, WeightSpec,
+    fmt_sym, layer_handle, Backward, CallInputs, Forward, Layer, Mask, Module, SymShape, Tape,
+    TrainCtx, WeightSpec,
 };
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -161,6 +165,7 @@ impl RnnModule {
         initial_state: &[ArrayViewD<'_, f32>],
         mask: Option<&Mask>,
         mut trace: Option<&mut RawTrace>,
+        mut tape: Option<&mut RnnTape>,
     ) -> Result<(ArrayD<f32>, Vec<Array2<f32>>)> {
         if x.ndim() != 3 {
             return Err(Error::shape(
@@ -241,6 +246,19 @@ impl RnnModule {
         let xp = xp.as_slice().expect("fresh array");
 
         let mut scratch = self.cell.scratch(b);
+        if let Some(tp) = tape.as_deref_mut() {
+            tp.start(
+                &self.cell,
+                b,
+                t,
+                d,
+                x2.to_owned(),
+                &prev,
+                mask.is_some(),
+                initial_state.len(),
+            );
+            scratch.pre = Some(vec![0.0; b * g]);
+        }
         let mut last_out = vec![0.0f32; b * u];
         let mut seq = if self.opts.return_sequences {
             Some(Array3::<f32>::zeros((b, t, u)))
@@ -280,6 +298,9 @@ impl RnnModule {
                 }
             }
             std::mem::swap(&mut prev, &mut next);
+            if let Some(tp) = tape.as_deref_mut() {
+                tp.record(k, ti, &scratch, &prev, mask);
+            }
             if let Some(tr) = trace.as_deref_mut() {
                 for (s, st) in prev.iter().enumerate() {
                     tr.states[s]
@@ -312,7 +333,7 @@ impl RnnModule {
             .inputs
             .first()
             .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
-        let (out, states) = self.run(ctx, x, &call.initial_state, call.mask, None)?;
+        let (out, states) = self.run(ctx, x, &call.initial_state, call.mask, None, None)?;
         let mask = if self.opts.return_sequences {
             call.mask.cloned()
         } else {
@@ -323,6 +344,39 @@ impl RnnModule {
             outputs.extend(states.into_iter().map(|s| s.into_dyn()));
         }
         Ok(Forward { outputs, mask })
+    }
+
+    /// The recording forward pass: `[output, states...]` as `forward_call` returns them, and the tape.
+    pub(crate) fn forward_train_call(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        tc: &TrainCtx,
+    ) -> Result<(Forward, RnnTape)> {
+        self.check_trainable(ctx, tc.training)?;
+        let x = call
+            .inputs
+            .first()
+            .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
+        let mut tape = RnnTape::default();
+        let (out, states) = self.run(
+            ctx,
+            x,
+            &call.initial_state,
+            call.mask,
+            None,
+            Some(&mut tape),
+        )?;
+        let mask = if self.opts.return_sequences {
+            call.mask.cloned()
+        } else {
+            None
+        };
+        let mut outputs = vec![out];
+        if self.opts.return_state {
+            outputs.extend(states.into_iter().map(|s| s.into_dyn()));
+        }
+        Ok((Forward { outputs, mask }, tape))
     }
 
     /// The full Keras config of the layer (RNN options + cell arguments), without the name.
@@ -361,6 +415,32 @@ impl Module for RnnModule {
     }
     fn forward(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
         self.forward_call(ctx, call)
+    }
+    fn forward_train(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        tc: &mut TrainCtx,
+    ) -> Result<(Forward, Tape)> {
+        let (f, tape) = self.forward_train_call(ctx, call, tc)?;
+        Ok((f, Box::new(tape)))
+    }
+    fn backward(
+        &mut self,
+        _ctx: &str,
+        tape: Tape,
+        grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Backward> {
+        let tape = tape.downcast::<RnnTape>().expect("recurrent tape");
+        let mut it = grads.into_iter();
+        let g_out = it.next().flatten();
+        let g_states: Vec<Option<ArrayD<f32>>> = it.collect();
+        let r = self.backward_tape(&tape, g_out.as_ref(), &g_states);
+        Ok(Backward {
+            inputs: vec![Some(r.dx)],
+            initial_state: r.d_initial.into_iter().map(Some).collect(),
+            weights: r.weights,
+        })
     }
     fn weights(&self) -> Vec<ArrayD<f32>> {
         self.cell.weights()
