@@ -3,6 +3,8 @@
 //! - `rnnlab predict MODEL INPUT.npy... --out DIR` runs a Keras model (`.keras` or legacy `.h5`) and writes
 //!   `DIR/output_K.npy` in the model's output order.
 //! - `rnnlab summary MODEL [--style keras3|tf2]` prints the model's summary table.
+//! - `rnnlab fit MODEL.keras X.npy... Y.npy... --epochs N --batch-size B --out TRAINED.keras` trains a compiled
+//!   Keras model with its own compile_config and saves it.
 //! - `rnnlab run NB.ipynb... [--inplace | -o OUT]` executes Rust (evcxr) notebooks and writes them with outputs.
 //! - `rnnlab test PATH...` executes notebooks (files or folders) and compares with their stored outputs.
 //! - `rnnlab repl` is an interactive Rust session with rnnlab loaded (the notebooks' engine).
@@ -47,6 +49,35 @@ enum Command {
         /// Run the inputs through the model this many samples at a time (default: all at once).
         #[arg(long)]
         batch_size: Option<usize>,
+    },
+    /// Train a compiled Keras model (.keras) with its own compile_config (optimizer, loss) and save it.
+    Fit {
+        /// The compiled model: a Keras 3 `.keras` file saved after `model.compile(...)`.
+        model: PathBuf,
+        /// Arrays (.npy): the inputs in the model's input order, then one target per output, in output order.
+        #[arg(required = true)]
+        arrays: Vec<PathBuf>,
+        /// Passes over the data.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Samples per gradient step (Keras' default is 32).
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Keep the sample order (by default the samples are shuffled before every epoch, as in Keras).
+        #[arg(long)]
+        no_shuffle: bool,
+        /// Seed of the shuffling (and of dropout masks in layers without their own seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Hold out this fraction of the samples (the last ones) and report val_loss after every epoch.
+        #[arg(long, default_value_t = 0.0)]
+        validation_split: f32,
+        /// Where to save the trained model (.keras, with its compile_config).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Also write the per-epoch losses as JSON (Keras' `history.history`).
+        #[arg(long)]
+        history: Option<PathBuf>,
     },
     /// Print the model's summary table.
     Summary {
@@ -291,6 +322,110 @@ fn predict(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    model_path: &Path,
+    paths: &[PathBuf],
+    epochs: usize,
+    batch_size: usize,
+    shuffle: bool,
+    seed: Option<u64>,
+    validation_split: f32,
+    out: &Path,
+    history_path: Option<&Path>,
+) -> Result<(), Failure> {
+    let is_keras = std::fs::read(model_path)
+        .map(|b| b.starts_with(b"PK"))
+        .unwrap_or(true);
+    let model = Model::load(model_path)?;
+    if !is_keras {
+        return Err(bad(format!(
+            "'{}' is a legacy .h5 file: rnnlab reads the training settings from a Keras 3 .keras file's \
+             compile_config; save the compiled model with model.save('model.keras')",
+            model_path.display()
+        )));
+    }
+    let Some(compile) = model.compile_config() else {
+        return Err(bad(match model.compile_config_error() {
+            Some(e) => format!(
+                "'{}': its compile_config cannot be used for training: {e}",
+                model_path.display()
+            ),
+            None => format!(
+                "'{}' was not compiled (its compile_config is empty), so it has no optimizer or loss to train \
+                 with: call model.compile(optimizer=..., loss=...) in Keras before model.save()",
+                model_path.display()
+            ),
+        }));
+    };
+    let (n_in, n_out) = (model.inputs().len(), model.outputs().len());
+    if paths.len() != n_in + n_out {
+        let ins: Vec<String> = model
+            .inputs()
+            .iter()
+            .map(|t| format!("{} {}", t.keras_history().0, t.shape()))
+            .collect();
+        let outs: Vec<String> = model
+            .outputs()
+            .iter()
+            .map(|t| format!("{} {}", t.keras_history().0, t.shape()))
+            .collect();
+        return Err(bad(format!(
+            "model '{}' takes {n_in} input(s) [{}] and needs {n_out} target(s) [{}]: give {} .npy files \
+             (inputs, then targets), not {}",
+            model_path.display(),
+            ins.join(", "),
+            outs.join(", "),
+            n_in + n_out,
+            paths.len()
+        )));
+    }
+    let arrays: Vec<Tensor> = paths
+        .iter()
+        .map(rnnlab::io::read_npy)
+        .collect::<Result<_, _>>()?;
+    let (x, y) = arrays.split_at(n_in);
+    let losses: Vec<String> = compile.losses().iter().map(|l| format!("{l:?}")).collect();
+    println!(
+        "training '{}': optimizer {:?}, loss [{}]{}",
+        model_path.display(),
+        compile.optimizer(),
+        losses.join(", "),
+        compile
+            .get_loss_weights()
+            .map(|w| format!(", loss_weights {w:?}"))
+            .unwrap_or_default()
+    );
+    if !compile.metrics().is_null() {
+        println!(
+            "note: the compile_config lists metrics {}; rnnlab reports the losses only",
+            compile.metrics()
+        );
+    }
+    let mut options = rnnlab::FitOptions::new()
+        .epochs(epochs)
+        .batch_size(batch_size)
+        .shuffle(shuffle)
+        .validation_split(validation_split);
+    if let Some(s) = seed {
+        options = options.seed(s);
+    }
+    let history = model.fit(x, y, options)?;
+    model.save(out)?;
+    println!("saved {}", out.display());
+    if let Some(p) = history_path {
+        let mut m = serde_json::Map::new();
+        for k in history.keys() {
+            m.insert(k.clone(), serde_json::json!(history.get(k).unwrap_or(&[])));
+        }
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(m))
+            .map_err(|e| bad(format!("cannot encode the history: {e}")))?;
+        std::fs::write(p, text + "\n")
+            .map_err(|e| bad(format!("cannot write '{}': {e}", p.display())))?;
+    }
+    Ok(())
+}
+
 fn summary(model_path: &Path, style: Style, line_length: Option<usize>) -> Result<(), Failure> {
     let model = Model::load(model_path)?;
     let s = match style {
@@ -497,6 +632,27 @@ fn main() -> ExitCode {
             style,
             line_length,
         } => summary(model, *style, *line_length),
+        Command::Fit {
+            model,
+            arrays,
+            epochs,
+            batch_size,
+            no_shuffle,
+            seed,
+            validation_split,
+            out,
+            history,
+        } => fit(
+            model,
+            arrays,
+            *epochs,
+            *batch_size,
+            !no_shuffle,
+            *seed,
+            *validation_split,
+            out,
+            history.as_deref(),
+        ),
         Command::Run {
             notebooks,
             inplace,

@@ -785,6 +785,27 @@ pub fn model_from_archive(archive: &KerasArchive, what: &str) -> Result<Model> {
         .get("keras_version")
         .and_then(|v| v.as_str());
     let model = model_from_config(&archive.config, version)?;
+    // A compiled Keras model trains in rnnlab with its own settings; one rnnlab cannot use stays loadable for
+    // inference, and training reports why.
+    if let Some(cc) = archive.config.get("compile_config") {
+        match crate::train::Compile::from_keras_config(cc, &model.output_names()) {
+            Ok(Some(c)) => {
+                if let Err(e) = model.compile_with(c) {
+                    *model
+                        .compile_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                *model
+                    .compile_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string())
+            }
+        }
+    }
     let layers = model.layers();
     for (layer, gname) in layers.iter().zip(group_names(&layers)) {
         let path = format!("layers/{gname}");
@@ -804,7 +825,48 @@ pub fn model_from_archive(archive: &KerasArchive, what: &str) -> Result<Model> {
         }
         set_layer_weights(what, layer, w)?;
     }
+    restore_optimizer_state(&model, &archive.weights);
     Ok(model)
+}
+
+/// Puts a trained model's saved optimizer variables (`optimizer/vars/N`) into its compiled optimizer. Like Keras,
+/// a state that does not fit (another optimizer, other weights) is skipped and training starts fresh.
+fn restore_optimizer_state(model: &Model, weights: &H5Group) {
+    let Some(vars) = weights.group("optimizer/vars") else {
+        return;
+    };
+    let mut guard = model.compiled.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(c) = guard.as_mut() else { return };
+    let index = |n: &str| n.parse::<usize>().ok();
+    let iterations = vars
+        .int_datasets
+        .iter()
+        .find(|(n, _)| index(n) == Some(0))
+        .and_then(|(_, a)| a.iter().next().copied())
+        .unwrap_or(0);
+    let mut floats: Vec<(usize, ArrayD<f32>)> = vars
+        .datasets
+        .iter()
+        .filter_map(|(n, a)| index(n).filter(|&i| i >= 2).map(|i| (i, a.clone())))
+        .collect();
+    floats.sort_by_key(|(i, _)| *i);
+    let shapes: Vec<Vec<usize>> = model
+        .layers
+        .iter()
+        .flat_map(|l| l.weight_shapes())
+        .map(|s| s.0)
+        .collect();
+    let opt = &mut c.compile.optimizer;
+    if opt
+        .set_keras_vars(
+            iterations,
+            floats.into_iter().map(|(_, a)| a).collect(),
+            &shapes,
+        )
+        .is_err()
+    {
+        opt.reset();
+    }
 }
 
 /// Loads a legacy tf.keras `.h5` full model.
@@ -1055,6 +1117,9 @@ pub fn model_to_archive(model: &Model) -> Result<KerasArchive> {
             Value::Array(v)
         }
     };
+    let compile_config = model
+        .compile_config()
+        .map_or_else(|| json!({}), |c| c.to_keras_config());
     let config = match model.kind {
         ModelKind::Functional => json!({
             "module": "keras.src.models.functional",
@@ -1065,7 +1130,7 @@ pub fn model_to_archive(model: &Model) -> Result<KerasArchive> {
             },
             "registered_name": "Functional",
             "build_config": {"input_shape": null},
-            "compile_config": {},
+            "compile_config": compile_config,
         }),
         ModelKind::Sequential => {
             let shape = model.inputs[0].sym_shape().to_vec();
@@ -1075,7 +1140,7 @@ pub fn model_to_archive(model: &Model) -> Result<KerasArchive> {
                 "config": {"name": model.name, "trainable": true, "dtype": dtype_policy(), "layers": layer_entries, "build_input_shape": shape},
                 "registered_name": null,
                 "build_config": {"input_shape": shape},
-                "compile_config": {},
+                "compile_config": compile_config,
             })
         }
     };
@@ -1087,6 +1152,28 @@ pub fn model_to_archive(model: &Model) -> Result<KerasArchive> {
     let listed = model.layers();
     for (l, g) in listed.iter().zip(group_names(&listed)) {
         layer_weights_group(l, weights.group_mut_or_insert(&format!("layers/{g}")));
+    }
+    // A compiled model carries its optimizer's variables, as Keras saves them (so training can resume).
+    if let Some(c) = model
+        .compiled
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        let opt = &c.compile.optimizer;
+        let (iterations, lr, vars) = opt.keras_vars();
+        weights.group_mut_or_insert("optimizer");
+        let g = weights.group_mut_or_insert("optimizer/vars");
+        g.attrs.push(("name".into(), json!(opt.name())));
+        g.int_datasets.push((
+            "0".into(),
+            ArrayD::from_elem(ndarray::IxDyn(&[]), iterations),
+        ));
+        g.datasets
+            .push(("1".into(), ArrayD::from_elem(ndarray::IxDyn(&[]), lr)));
+        for (i, v) in vars.into_iter().enumerate() {
+            g.datasets.push(((i + 2).to_string(), v));
+        }
     }
     let metadata = json!({"keras_version": "3.15.1", "date_saved": date_saved(), "saved_by": format!("rnnlab {}", env!("CARGO_PKG_VERSION"))});
     Ok(KerasArchive {

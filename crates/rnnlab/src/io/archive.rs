@@ -58,6 +58,9 @@ pub struct H5Group {
     pub groups: Vec<(String, H5Group)>,
     /// Float datasets of this group, cast to f32, in C (row-major) order.
     pub datasets: Vec<(String, ArrayD<f32>)>,
+    /// Integer datasets, kept only where the reader allows non-float data (the optimizer's int64 iteration
+    /// counter in `.keras` files); written as int64.
+    pub int_datasets: Vec<(String, ArrayD<i64>)>,
 }
 
 /// Splits `a/b/c` into its non-empty components (a leading `/` or doubled `//` is ignored).
@@ -214,6 +217,9 @@ impl H5Group {
         for (n, a) in &self.datasets {
             add_dataset(fb.create_dataset(n), a);
         }
+        for (n, a) in &self.int_datasets {
+            add_int_dataset(fb.create_dataset(n), a);
+        }
         for (n, g) in &self.groups {
             let mut gb = fb.create_group(n);
             build_group(&mut gb, g, &format!("/{n}"))?;
@@ -235,7 +241,8 @@ fn check_names(g: &H5Group, path: &str) -> Result<()> {
         .groups
         .iter()
         .map(|(n, _)| n)
-        .chain(g.datasets.iter().map(|(n, _)| n));
+        .chain(g.datasets.iter().map(|(n, _)| n))
+        .chain(g.int_datasets.iter().map(|(n, _)| n));
     for n in names {
         if n.is_empty() || n == "." || n.contains('/') || !seen.insert(n.as_str()) {
             return Err(Error::invalid(
@@ -268,6 +275,9 @@ fn build_group(gb: &mut hdf5_pure::GroupBuilder, g: &H5Group, path: &str) -> Res
     for (n, a) in &g.datasets {
         add_dataset(gb.create_dataset(n), a);
     }
+    for (n, a) in &g.int_datasets {
+        add_int_dataset(gb.create_dataset(n), a);
+    }
     for (n, c) in &g.groups {
         let mut cb = gb.create_group(n);
         build_group(&mut cb, c, &format!("{path}/{n}"))?;
@@ -289,6 +299,16 @@ fn add_dataset(db: &mut hdf5_pure::DatasetBuilder, a: &ArrayD<f32>) {
             None => db.with_f32_data(&c.iter().copied().collect::<Vec<_>>()),
         }
         .with_shape(&shape);
+    }
+}
+
+fn add_int_dataset(db: &mut hdf5_pure::DatasetBuilder, a: &ArrayD<i64>) {
+    let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+    let v: Vec<i64> = a.iter().copied().collect();
+    if v.is_empty() {
+        db.with_dtype(hdf5_pure::make_i64_type()).with_shape(&shape);
+    } else {
+        db.with_i64_data(&v).with_shape(&shape);
     }
 }
 
@@ -530,8 +550,10 @@ impl ReadCtx<'_> {
         for (name, ds) in datasets {
             self.count()?;
             let p = join(&name);
-            if let Some(a) = self.dataset(&ds, &p)? {
-                out.datasets.push((name, a));
+            match self.dataset(&ds, &p)? {
+                Some(Data::Float(a)) => out.datasets.push((name, a)),
+                Some(Data::Int(a)) => out.int_datasets.push((name, a)),
+                None => {}
             }
         }
 
@@ -554,15 +576,37 @@ impl ReadCtx<'_> {
         Ok(out)
     }
 
-    /// One dataset as f32, `None` when it is non-float and `skip_non_float` says to drop it.
-    fn dataset(&mut self, ds: &hdf5_pure::Dataset, path: &str) -> Result<Option<ArrayD<f32>>> {
+    /// One dataset as f32; where `skip_non_float` allows non-float data, a small integer dataset as i64 and
+    /// anything else dropped (`None`).
+    fn dataset(&mut self, ds: &hdf5_pure::Dataset, path: &str) -> Result<Option<Data>> {
+        use hdf5_pure::DType;
         let dtype = ds
             .dtype()
             .map_err(|e| self.bad(format!("cannot read the type of dataset '{path}': {e}")))?;
         match dtype {
-            hdf5_pure::DType::F32 | hdf5_pure::DType::F64 => {}
+            DType::F32 | DType::F64 => {}
             other => {
                 if (self.skip_non_float)(path) {
+                    let int = matches!(
+                        other,
+                        DType::I8
+                            | DType::I16
+                            | DType::I32
+                            | DType::I64
+                            | DType::U8
+                            | DType::U16
+                            | DType::U32
+                    );
+                    let shape = ds.shape().unwrap_or_default();
+                    let small = shape.iter().product::<u64>() <= 1024;
+                    if int && small {
+                        if let Ok(v) = ds.read_i64() {
+                            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+                            if let Ok(a) = ArrayD::from_shape_vec(IxDyn(&dims), v) {
+                                return Ok(Some(Data::Int(a)));
+                            }
+                        }
+                    }
                     return Ok(None);
                 }
                 return Err(self.bad(format!(
@@ -597,13 +641,19 @@ impl ReadCtx<'_> {
         let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
         let n = data.len();
         ArrayD::from_shape_vec(IxDyn(&dims), data)
-            .map(Some)
+            .map(|a| Some(Data::Float(a)))
             .map_err(|_| {
                 self.bad(format!(
                     "dataset '{path}' has shape {shape:?} but {n} values"
                 ))
             })
     }
+}
+
+/// A dataset as read: float data as f32, or (where allowed) integers.
+enum Data {
+    Float(ArrayD<f32>),
+    Int(ArrayD<i64>),
 }
 
 fn display(path: &str) -> &str {
@@ -1610,7 +1660,8 @@ mod tests {
         .into_dyn();
         assert_eq!(g.dataset("d").unwrap(), &want);
 
-        // The optimizer's int64 iteration counter, as a compiled & trained model saves it, is dropped.
+        // The optimizer's int64 iteration counter, as a compiled & trained model saves it, is kept apart as an
+        // integer dataset (training resumes from it); outside the optimizer group it is an error.
         let mut fb = hdf5_pure::FileBuilder::new();
         let mut opt = fb.create_group("optimizer");
         let mut vars = opt.create_group("vars");
@@ -1639,6 +1690,12 @@ mod tests {
         let opt = a.weights.group("optimizer/vars").unwrap();
         assert_eq!(opt.datasets.len(), 1);
         assert_eq!(opt.datasets[0].0, "1");
+        assert_eq!(opt.int_datasets.len(), 1);
+        assert_eq!(opt.int_datasets[0].0, "0");
+        assert_eq!(opt.int_datasets[0].1.iter().copied().collect::<Vec<_>>(), [10]);
+        // Written back as int64.
+        let again = H5Group::read_h5_bytes(&a.weights.to_h5_bytes().unwrap(), "again.h5");
+        assert!(again.unwrap_err().to_string().contains("optimizer/vars/0"));
         assert!(H5Group::read_h5_bytes(&h5, "strict.h5")
             .unwrap_err()
             .to_string()

@@ -110,6 +110,8 @@ pub struct Model {
     pub(crate) nodes_by_depth: Vec<Vec<u64>>,
     /// The training configuration set by `compile` (shared by clones, like the weights).
     pub(crate) compiled: Arc<std::sync::Mutex<Option<crate::train::Compiled>>>,
+    /// Why a loaded file's compile_config could not be applied (reported when training is asked for).
+    pub(crate) compile_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl fmt::Debug for Model {
@@ -273,6 +275,7 @@ impl Model {
             layers,
             nodes_by_depth,
             compiled: Arc::default(),
+            compile_error: Arc::default(),
         })
     }
 

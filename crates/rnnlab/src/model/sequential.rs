@@ -29,6 +29,8 @@ pub struct Sequential {
     input: Option<SymbolicTensor>,
     layers: Vec<Layer>,
     built: Mutex<Option<Model>>,
+    /// `compile` settings, kept here so that adding layers (which rebuilds the graph) keeps them.
+    compiled: std::sync::Arc<Mutex<Option<crate::train::Compiled>>>,
 }
 
 impl Clone for Sequential {
@@ -38,6 +40,7 @@ impl Clone for Sequential {
             input: self.input.clone(),
             layers: self.layers.clone(),
             built: Mutex::new(self.built.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            compiled: self.compiled.clone(),
         }
     }
 }
@@ -69,6 +72,7 @@ impl Sequential {
             input: None,
             layers: Vec::new(),
             built: Mutex::new(None),
+            compiled: Default::default(),
         }
     }
 
@@ -79,6 +83,7 @@ impl Sequential {
             input: None,
             layers: Vec::new(),
             built: Mutex::new(None),
+            compiled: Default::default(),
         }
     }
 
@@ -135,12 +140,14 @@ impl Sequential {
             }
             x = outs.into_iter().next().expect("one output");
         }
-        Model::build(
+        let mut m = Model::build(
             self.name.clone(),
             ModelKind::Sequential,
             vec![input],
             vec![x],
-        )
+        )?;
+        m.compiled = self.compiled.clone();
+        Ok(m)
     }
 
     /// The built model, building it now for data of this shape if no input shape was declared.
@@ -247,6 +254,101 @@ impl Sequential {
     /// Not built yet, or a count or shape differs.
     pub fn set_weights(&self, weights: &[Tensor]) -> Result<()> {
         self.ensure_built(None)?.set_weights(weights)
+    }
+
+    /// Configures training (Keras `model.compile`); see [`Model::compile`]. Works before the model is built.
+    ///
+    /// # Errors
+    /// An invalid optimizer setting.
+    pub fn compile(&self, optimizer: crate::Optimizer, loss: crate::Loss) -> Result<()> {
+        self.compile_with(crate::Compile::new(optimizer, loss))
+    }
+
+    /// [`Model::compile_with`] for a Sequential model.
+    ///
+    /// # Errors
+    /// An invalid optimizer setting, or more than one loss.
+    pub fn compile_with(&self, compile: crate::Compile) -> Result<()> {
+        if let Some(m) = self.model() {
+            return m.compile_with(compile);
+        }
+        if compile.losses().len() != 1 {
+            return Err(Error::invalid(
+                format!("Sequential \"{}\"", self.name),
+                "loss",
+                "1 loss (a Sequential model has one output)",
+                format!("{} losses", compile.losses().len()),
+            ));
+        }
+        compile.optimizer().validate()?;
+        let mut c = compile;
+        c.optimizer.reset();
+        *self.compiled.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(crate::train::Compiled { compile: c });
+        Ok(())
+    }
+
+    /// The compile settings, if compiled.
+    pub fn compile_config(&self) -> Option<crate::Compile> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.compile.clone())
+    }
+
+    /// Trains the model (builds it from the data's shape first if needed); see [`Model::fit`].
+    ///
+    /// # Errors
+    /// As [`Model::fit`].
+    pub fn fit(
+        &self,
+        x: impl ModelInputs,
+        y: impl ModelInputs,
+        options: crate::FitOptions,
+    ) -> Result<crate::History> {
+        let arrays = x.arrays();
+        self.ensure_built(arrays.first().copied())?
+            .fit(arrays, y, options)
+    }
+
+    /// The compiled loss over the data; see [`Model::evaluate`].
+    ///
+    /// # Errors
+    /// As [`Model::evaluate`].
+    pub fn evaluate(
+        &self,
+        x: impl ModelInputs,
+        y: impl ModelInputs,
+        batch_size: usize,
+    ) -> Result<f64> {
+        let arrays = x.arrays();
+        self.ensure_built(arrays.first().copied())?
+            .evaluate(arrays, y, batch_size)
+    }
+
+    /// The loss and the gradient of every weight on one batch; see [`Model::gradients`].
+    ///
+    /// # Errors
+    /// As [`Model::gradients`].
+    pub fn gradients(
+        &self,
+        x: impl ModelInputs,
+        y: impl ModelInputs,
+    ) -> Result<(f32, Vec<Tensor>)> {
+        let arrays = x.arrays();
+        self.ensure_built(arrays.first().copied())?
+            .gradients(arrays, y)
+    }
+
+    /// One optimizer step on one batch; see [`Model::train_on_batch`].
+    ///
+    /// # Errors
+    /// As [`Model::train_on_batch`].
+    pub fn train_on_batch(&self, x: impl ModelInputs, y: impl ModelInputs) -> Result<f32> {
+        let arrays = x.arrays();
+        self.ensure_built(arrays.first().copied())?
+            .train_on_batch(arrays, y)
     }
 
     /// Resets every stateful layer.

@@ -52,6 +52,8 @@ pub struct Compile {
     pub(crate) optimizer: Optimizer,
     pub(crate) losses: Vec<Loss>,
     pub(crate) loss_weights: Option<Vec<f32>>,
+    /// Keras `metrics` from a loaded compile_config: kept so saving writes them back; rnnlab reports losses only.
+    pub(crate) metrics: serde_json::Value,
 }
 
 impl Compile {
@@ -61,6 +63,7 @@ impl Compile {
             optimizer,
             losses: vec![loss],
             loss_weights: None,
+            metrics: serde_json::Value::Null,
         }
     }
     /// One loss per output, in the model's output order.
@@ -69,6 +72,7 @@ impl Compile {
             optimizer,
             losses: losses.into_iter().collect(),
             loss_weights: None,
+            metrics: serde_json::Value::Null,
         }
     }
     /// Weights of the outputs' losses in the total (Keras `loss_weights`, default all 1).
@@ -83,6 +87,115 @@ impl Compile {
     /// The optimizer.
     pub fn optimizer(&self) -> &Optimizer {
         &self.optimizer
+    }
+    /// The loss weights, if set.
+    pub fn get_loss_weights(&self) -> Option<&[f32]> {
+        self.loss_weights.as_deref()
+    }
+    /// Metric names from a loaded Keras compile_config (`null` when none). rnnlab logs losses only.
+    pub fn metrics(&self) -> &serde_json::Value {
+        &self.metrics
+    }
+
+    /// Keras' `compile_config` dict (as `config.json` of a `.keras` file carries it).
+    pub fn to_keras_config(&self) -> serde_json::Value {
+        let loss = if self.losses.len() == 1 {
+            self.losses[0].to_config()
+        } else {
+            serde_json::Value::Array(self.losses.iter().map(Loss::to_config).collect())
+        };
+        serde_json::json!({
+            "optimizer": self.optimizer.to_config(),
+            "loss": loss,
+            "loss_weights": self.loss_weights,
+            "metrics": self.metrics,
+            "weighted_metrics": null,
+            "run_eagerly": false,
+            "steps_per_execution": 1,
+            "jit_compile": false,
+        })
+    }
+
+    /// Reads Keras' `compile_config` for a model with these output names. `Ok(None)` for an empty config
+    /// (an uncompiled model).
+    ///
+    /// # Errors
+    /// An optimizer or loss rnnlab does not implement, or a malformed entry; the message names it.
+    pub fn from_keras_config(
+        config: &serde_json::Value,
+        output_names: &[String],
+    ) -> Result<Option<Compile>> {
+        use serde_json::Value;
+        let Some(obj) = config.as_object() else {
+            return Ok(None);
+        };
+        if obj.is_empty() {
+            return Ok(None);
+        }
+        let optimizer = match obj.get("optimizer") {
+            None | Some(Value::Null) => Optimizer::from_name("rmsprop")?, // Keras' compile() default
+            Some(v) => Optimizer::from_config(v)?,
+        };
+        let n = output_names.len();
+        let by_output = |v: &Value, what: &str| -> Result<Vec<Value>> {
+            match v {
+                Value::Array(a) => Ok(a.clone()),
+                Value::Object(o) if !o.contains_key("class_name") => output_names
+                    .iter()
+                    .map(|name| {
+                        o.get(name).cloned().ok_or_else(|| {
+                            Error::format(
+                                "compile_config",
+                                format!(
+                                    "{what} has no entry for output \"{name}\" (keys: {:?})",
+                                    o.keys().collect::<Vec<_>>()
+                                ),
+                            )
+                        })
+                    })
+                    .collect(),
+                other => Ok(vec![other.clone()]),
+            }
+        };
+        let losses = match obj.get("loss") {
+            None | Some(Value::Null) => {
+                return Err(Error::format(
+                    "compile_config",
+                    "the model was compiled without a loss, so it cannot be trained",
+                ))
+            }
+            Some(v) => by_output(v, "loss")?
+                .iter()
+                .map(Loss::from_config)
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let losses = if losses.len() == 1 && n > 1 {
+            vec![losses[0]; n]
+        } else {
+            losses
+        };
+        let loss_weights = match obj.get("loss_weights") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                by_output(v, "loss_weights")?
+                    .iter()
+                    .map(|w| {
+                        w.as_f64().map(|f| f as f32).ok_or_else(|| {
+                            Error::format(
+                                "compile_config",
+                                format!("loss weight {w} is not a number"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        Ok(Some(Compile {
+            optimizer,
+            losses,
+            loss_weights,
+            metrics: obj.get("metrics").cloned().unwrap_or(Value::Null),
+        }))
     }
 }
 
@@ -311,11 +424,32 @@ impl Model {
 
     fn compiled_or_err(&self) -> Result<Compile> {
         self.compile_config().ok_or_else(|| {
+            let note = self
+                .compile_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .map(|e| format!(" (the file's compile_config could not be used: {e})"))
+                .unwrap_or_default();
             Error::Graph(format!(
-                "Model \"{}\": you must call compile() before training or evaluating (compile(Optimizer::adam(0.001), Loss::mse()))",
+                "Model \"{}\": you must call compile() before training or evaluating (compile(Optimizer::adam(0.001), Loss::mse())){note}",
                 self.name
             ))
         })
+    }
+
+    /// Why the compile_config of the file this model was loaded from could not be applied (an optimizer or loss
+    /// rnnlab does not implement), if that happened.
+    pub fn compile_config_error(&self) -> Option<String> {
+        self.compile_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The names of the outputs as Keras keys its per-output losses.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|o| o.node.layer.name()).collect()
     }
 
     /// Runs the graph recording tapes (training mode when `tc.training`).
@@ -759,11 +893,6 @@ impl Model {
             progress.epoch_end(steps, t0, &logs);
         }
         Ok(history)
-    }
-
-    /// Names of the outputs as Keras logs them: the producing layers' names.
-    fn output_names(&self) -> Vec<String> {
-        self.outputs.iter().map(|o| o.node.layer.name()).collect()
     }
 
     fn evaluate_all(

@@ -584,18 +584,117 @@ impl Optimizer {
         Ok(opt)
     }
 
-    /// The slot variables in Keras' saving order (`optimizer/vars`): iterations and learning rate first, then per
-    /// weight its slots. Empty before the first update.
-    pub(crate) fn state_arrays(&self) -> Vec<ArrayD<f32>> {
-        let mut v = Vec::new();
-        if self.slots.is_empty() {
-            return v;
-        }
-        for slot in 0..self.n_slots() {
-            for s in &self.slots {
-                v.push(s[slot].clone());
+    /// How Keras creates the slot variables: groups of slot kinds, each group interleaved per weight
+    /// (`add_optimizer_variables(vars, ["momentum", "velocity"])` gives m₀ v₀ m₁ v₁ ...).
+    fn slot_groups(&self) -> Vec<Vec<usize>> {
+        match self.rule {
+            Rule::Sgd { momentum, .. } => {
+                if momentum != 0.0 {
+                    vec![vec![0]]
+                } else {
+                    vec![]
+                }
+            }
+            Rule::Adam { amsgrad, .. } => {
+                let mut g = vec![vec![0, 1]];
+                if amsgrad {
+                    g.push(vec![2]);
+                }
+                g
+            }
+            Rule::RmsProp {
+                momentum, centered, ..
+            } => {
+                let mut g = vec![vec![0]];
+                let mut k = 1;
+                if momentum > 0.0 {
+                    g.push(vec![k]);
+                    k += 1;
+                }
+                if centered {
+                    g.push(vec![k]);
+                }
+                g
             }
         }
-        v
+    }
+
+    /// The optimizer's variables as Keras saves them under `optimizer/vars`: the iteration count, the learning
+    /// rate, then the slots in creation order (empty until the first update builds them).
+    pub(crate) fn keras_vars(&self) -> (i64, f32, Vec<ArrayD<f32>>) {
+        let mut v = Vec::new();
+        if !self.slots.is_empty() {
+            for group in self.slot_groups() {
+                for w in &self.slots {
+                    for &k in &group {
+                        v.push(w[k].clone());
+                    }
+                }
+            }
+        }
+        (self.iterations as i64, self.learning_rate, v)
+    }
+
+    /// Restores saved variables (see [`Optimizer::keras_vars`]) for weights of these shapes.
+    ///
+    /// # Errors
+    /// A count or shape that does not fit this optimizer and model (the state is left fresh).
+    pub(crate) fn set_keras_vars(
+        &mut self,
+        iterations: i64,
+        vars: Vec<ArrayD<f32>>,
+        shapes: &[Vec<usize>],
+    ) -> Result<()> {
+        let groups = self.slot_groups();
+        let per_weight: usize = groups.iter().map(Vec::len).sum();
+        if vars.is_empty() {
+            self.iterations = iterations.max(0) as u64;
+            self.slots.clear();
+            return Ok(());
+        }
+        if vars.len() != per_weight * shapes.len() {
+            return Err(Error::format(
+                "optimizer state",
+                format!(
+                    "{} variables saved, but {} {} with {} weights has {}",
+                    vars.len(),
+                    self.class_name(),
+                    if per_weight == 1 { "slot" } else { "slots" },
+                    shapes.len(),
+                    per_weight * shapes.len()
+                ),
+            ));
+        }
+        let n = self.n_slots();
+        let mut slots: Vec<Vec<Option<ArrayD<f32>>>> = vec![vec![None; n]; shapes.len()];
+        let mut it = vars.into_iter();
+        for group in &groups {
+            for (w, shape) in shapes.iter().enumerate() {
+                for &k in group {
+                    let a = it.next().expect("count checked");
+                    if a.shape() != shape.as_slice() {
+                        return Err(Error::format(
+                            "optimizer state",
+                            format!(
+                                "a slot of weight {w} has shape {:?}, the weight {:?}",
+                                a.shape(),
+                                shape
+                            ),
+                        ));
+                    }
+                    slots[w][k] = Some(a);
+                }
+            }
+        }
+        self.slots = slots
+            .into_iter()
+            .map(|w| {
+                w.into_iter()
+                    .map(|s| s.expect("every slot filled"))
+                    .collect()
+            })
+            .collect();
+        self.iterations = iterations.max(0) as u64;
+        Ok(())
     }
 }
