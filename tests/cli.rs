@@ -254,3 +254,171 @@ fn bench_prints_a_table_and_writes_json() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("bad --shape 'lstm:1,2'"), "{stderr}");
 }
+
+/// `tests/fixtures/keras-fit`: compiled Keras models and what Keras' `fit` made of them (see tests/keras_fit.rs).
+fn fit_case(name: &str) -> PathBuf {
+    cases_dir().join("../keras-fit").join(name)
+}
+
+fn npys_in(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    (0..)
+        .map(|i| dir.join(format!("{prefix}_{i}.npy")))
+        .take_while(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn fit_trains_with_the_files_compile_config_like_keras() {
+    // Every training case through the CLI: the saved model must hold Keras' weights after two epochs, and the
+    // printed and written losses must be Keras' (history.json).
+    let root = tempdir("fit");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(cases_dir().join("../keras-fit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.keras").exists())
+        .collect();
+    assert!(dirs.len() >= 12);
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let out = root.join(format!("{name}.keras"));
+        let hist = root.join(format!("{name}.json"));
+        let o = rnnlab()
+            .arg("fit")
+            .arg(dir.join("model.keras"))
+            .args(npys_in(&dir, "x"))
+            .args(npys_in(&dir, "y"))
+            .args([
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--no-shuffle",
+                "--out",
+            ])
+            .arg(&out)
+            .arg("--history")
+            .arg(&hist)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{name}: {}\n{stdout}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            stdout.contains("Epoch 2/2") && stdout.contains("saved"),
+            "{name}: {stdout}"
+        );
+        let want: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap())
+                .unwrap();
+        let got: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&hist).unwrap()).unwrap();
+        for (k, v) in want.as_object().unwrap() {
+            for (e, w) in v.as_array().unwrap().iter().enumerate() {
+                let (g, w) = (got[k][e].as_f64().unwrap(), w.as_f64().unwrap());
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs(),
+                    "{name}: {k}[{e}] {g} vs Keras {w}"
+                );
+                // The epoch line shows the same value to 4 decimals.
+                if k == "loss" && e == 1 {
+                    assert!(
+                        stdout.contains(&format!("loss: {w:.4}")),
+                        "{name}: {stdout}"
+                    );
+                }
+            }
+        }
+        let trained = rnnlab::Model::load(&out).unwrap();
+        let want_w: Vec<rnnlab::Tensor> = npys_in(&dir, "weights_after")
+            .iter()
+            .map(|p| common::read_fixture_npy(p))
+            .collect();
+        for (i, (g, w)) in trained.get_weights().iter().zip(&want_w).enumerate() {
+            assert_close(&format!("{name}: weight {i} after rnnlab fit"), g, w);
+        }
+        assert_eq!(
+            trained.compile_config().unwrap().optimizer().iterations(),
+            6,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn fit_bad_input_exits_2_with_a_clear_message() {
+    let root = tempdir("fit-bad");
+    let dir = fit_case("lstm_dense_sgd_nesterov");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = rnnlab().arg("fit").args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let out = root.join("t.keras");
+    let (m, x, y) = (
+        dir.join("model.keras"),
+        dir.join("x_0.npy"),
+        dir.join("y_0.npy"),
+    );
+    // An uncompiled model (the inference reference cases are saved uncompiled).
+    let unc = cases_dir().join(&case_names()[0]).join("model.keras");
+    let (code, err) = run(&[
+        unc.as_os_str(),
+        x.as_os_str(),
+        y.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("was not compiled") && err.lines().count() == 1,
+        "{err}"
+    );
+    // A target of the wrong shape: named with expected and received shapes.
+    let (code, err) = run(&[
+        m.as_os_str(),
+        x.as_os_str(),
+        x.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("target for loss mse")
+            && err.contains("(10, 2)")
+            && err.contains("(10, 5, 3)"),
+        "{err}"
+    );
+    // A missing target.
+    let (code, err) = run(&[
+        m.as_os_str(),
+        x.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("give 2 .npy files"), "{err}");
+    // An optimizer rnnlab does not implement: the compile_config is rewritten to Adagrad.
+    let bytes = std::fs::read(&m).unwrap();
+    let mut a = rnnlab::io::KerasArchive::from_bytes(&bytes, "m").unwrap();
+    a.config["compile_config"]["optimizer"]["class_name"] = serde_json::json!("Adagrad");
+    let adagrad = root.join("adagrad.keras");
+    a.write(&adagrad).unwrap();
+    let (code, err) = run(&[
+        adagrad.as_os_str(),
+        x.as_os_str(),
+        y.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("Unknown optimizer") && err.contains("Adagrad") && err.contains("adam"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing saved after a failure");
+}

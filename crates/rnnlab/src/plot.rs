@@ -307,6 +307,7 @@ impl Trace {
             title,
             subtitle,
             series: vec![s],
+            curves: Vec::new(),
         })
     }
 
@@ -358,6 +359,7 @@ impl Trace {
             title,
             subtitle,
             series: vec![s],
+            curves: Vec::new(),
         })
     }
 }
@@ -415,6 +417,36 @@ pub fn plot_traces(traces: &[Trace], sample: usize, title: &str) -> Result<Figur
         title,
         subtitle,
         series,
+        curves: Vec::new(),
+    })
+}
+
+/// A line chart of per-epoch values (a training [`crate::History`]): one line per key, `val_` keys dashed.
+///
+/// # Errors
+/// No values to draw.
+pub fn plot_curves(curves: &[(String, Vec<f64>)], title: &str) -> Result<Figure> {
+    if curves.iter().all(|(_, v)| v.is_empty()) {
+        return Err(Error::invalid(
+            "plot_curves",
+            "curves",
+            "at least one value (train for an epoch first)",
+            "no values",
+        ));
+    }
+    let epochs = curves.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let last: Vec<String> = curves
+        .iter()
+        .filter_map(|(k, v)| v.last().map(|l| format!("{k} {l:.4}")))
+        .collect();
+    Figure::build(Scene {
+        kind: Kind::Curves,
+        width: 960,
+        height: HEADER_H + 460,
+        title: title.to_string(),
+        subtitle: format!("{epochs} epoch(s); last: {}", last.join(", ")),
+        series: Vec::new(),
+        curves: curves.to_vec(),
     })
 }
 
@@ -428,6 +460,7 @@ enum Kind {
     States,
     Gates,
     Compare,
+    Curves,
 }
 
 /// Everything needed to draw a figure again (for the PNG): owned, no closures.
@@ -439,6 +472,8 @@ struct Scene {
     title: String,
     subtitle: String,
     series: Vec<Series>,
+    /// Named curves over epochs (loss curves): `Kind::Curves` only.
+    curves: Vec<(String, Vec<f64>)>,
 }
 
 /// One batch sample of one trace, `(steps, units)` arrays.
@@ -683,6 +718,7 @@ fn render<DB: DrawingBackend>(scene: &Scene, root: &DrawingArea<DB, Shift>) -> D
             let any_single = scene.series.iter().any(|s| s.c.is_none());
             draw_legend(&legend, units, any_c, any_single && !any_c)?;
         }
+        Kind::Curves => draw_curves(&body.margin(0, 10, 10, 10), &scene.curves)?,
         Kind::Gates => {
             let s = &scene.series[0];
             let body = body.margin(0, 10, 0, 0);
@@ -692,6 +728,90 @@ fn render<DB: DrawingBackend>(scene: &Scene, root: &DrawingArea<DB, Shift>) -> D
             }
         }
     }
+    Ok(())
+}
+
+/// Loss curves over epochs: solid lines for training values, dashed for `val_` ones, labels in the chart.
+fn draw_curves<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    curves: &[(String, Vec<f64>)],
+) -> DrawResult<DB> {
+    let epochs = curves
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let finite = curves
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |a, v| {
+        (a.0.min(v), a.1.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() {
+        (lo.min(0.0), hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let (y0, y1) = padded((lo, hi));
+    let (x0, x1) = (0.5, epochs as f64 + 0.5);
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(14)
+        .margin_bottom(8)
+        .margin_left(10)
+        .margin_right(22)
+        .x_label_area_size(52)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    let span = y1 - y0;
+    let ylab = |v: &f64| value_label(*v, span);
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("loss")
+        .axis_desc_style(text(16.0, INK, HPos::Center, VPos::Center))
+        .label_style(text(13.0, INK, HPos::Center, VPos::Center))
+        .x_label_formatter(&|v| int_label(*v))
+        .y_label_formatter(&ylab)
+        .x_labels(epochs.min(12) + 1)
+        .y_labels(8)
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID_LIGHT)
+        .axis_style(MUTED)
+        .draw()?;
+    for (i, (k, v)) in curves.iter().enumerate() {
+        let colour = unit_colour(i);
+        let pts: Vec<(f64, f64)> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, y)| y.is_finite())
+            .map(|(i, &y)| (i as f64 + 1.0, y))
+            .collect();
+        let series = if k.starts_with("val_") {
+            chart.draw_series(DashedLineSeries::new(
+                pts.clone(),
+                8,
+                5,
+                colour.stroke_width(2),
+            ))?
+        } else {
+            chart.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?
+        };
+        series.label(k.clone()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
+        });
+        if epochs <= 40 {
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID_BOLD)
+        .label_font(text(14.0, INK, HPos::Left, VPos::Center))
+        .draw()?;
     Ok(())
 }
 

@@ -1692,7 +1692,10 @@ mod tests {
         assert_eq!(opt.datasets[0].0, "1");
         assert_eq!(opt.int_datasets.len(), 1);
         assert_eq!(opt.int_datasets[0].0, "0");
-        assert_eq!(opt.int_datasets[0].1.iter().copied().collect::<Vec<_>>(), [10]);
+        assert_eq!(
+            opt.int_datasets[0].1.iter().copied().collect::<Vec<_>>(),
+            [10]
+        );
         // Written back as int64.
         let again = H5Group::read_h5_bytes(&a.weights.to_h5_bytes().unwrap(), "again.h5");
         assert!(again.unwrap_err().to_string().contains("optimizer/vars/0"));

@@ -319,6 +319,20 @@ impl History {
     pub fn epochs(&self) -> usize {
         self.values.first().map_or(0, Vec::len)
     }
+    /// The loss curves (training solid, validation dashed) as a figure.
+    ///
+    /// # Errors
+    /// An empty history.
+    pub fn plot(&self) -> Result<crate::Figure> {
+        let curves: Vec<(String, Vec<f64>)> = self
+            .keys
+            .iter()
+            .cloned()
+            .zip(self.values.iter().cloned())
+            .collect();
+        crate::plot::plot_curves(&curves, "Training history")
+    }
+
     /// Renders inline in Jupyter (evcxr) as a table of the per-epoch values.
     pub fn evcxr_display(&self) {
         let mut html = String::from("<table><tr><th>epoch</th>");
@@ -867,15 +881,18 @@ impl Model {
                 }
                 sum += f64::from(loss) * idx.len() as f64;
                 count += idx.len();
+                // Keras' per-output trackers get `sample_weight=y_pred.shape[0]`, which is unknown (None) inside
+                // its compiled train step, so each batch counts once there, while the total loss is weighted by
+                // the batch size. Reproduced for identical logs with a partial last batch.
                 for (a, p) in out_sums.iter_mut().zip(&per) {
-                    *a += f64::from(*p) * idx.len() as f64;
+                    *a += f64::from(*p);
                 }
                 progress.step(s + 1, steps, t0, sum / count as f64);
             }
             let mut logs: Vec<(String, f64)> = vec![("loss".into(), mean_f32(sum, count))];
             if multi {
                 for (name, s) in names.iter().zip(&out_sums) {
-                    logs.push((format!("{name}_loss"), mean_f32(*s, count)));
+                    logs.push((format!("{name}_loss"), mean_f32(*s, steps)));
                 }
             }
             if let Some((vx, vy)) = &val {
@@ -925,14 +942,38 @@ impl Model {
             let k = r.len() as f64;
             sum += f64::from(res.total) * k;
             count += r.len();
+            // Per-output losses: each batch counts once, as in Keras (see `fit`).
             for (a, p) in per.iter_mut().zip(res.per_output) {
-                *a += f64::from(p) * k;
+                *a += f64::from(p);
             }
         }
+        let batches = n.div_ceil(bs);
         Ok((
             mean_f32(sum, count),
-            per.into_iter().map(|p| mean_f32(p, count)).collect(),
+            per.into_iter().map(|p| mean_f32(p, batches)).collect(),
         ))
+    }
+
+    /// Keras' `evaluate(..., return_dict=True)`: `loss`, then `<output>_loss` per output of a multi-output model.
+    ///
+    /// # Errors
+    /// As [`Model::evaluate`].
+    pub fn evaluate_dict(
+        &self,
+        x: impl ModelInputs,
+        y: impl ModelInputs,
+        batch_size: usize,
+    ) -> Result<Vec<(String, f64)>> {
+        let x: Vec<Tensor> = x.arrays().into_iter().cloned().collect();
+        let y: Vec<Tensor> = y.arrays().into_iter().cloned().collect();
+        let (total, per) = self.evaluate_all(&x, &y, batch_size)?;
+        let mut v = vec![("loss".to_string(), total)];
+        if self.outputs.len() > 1 {
+            for (name, p) in self.output_names().into_iter().zip(per) {
+                v.push((format!("{name}_loss"), p));
+            }
+        }
+        Ok(v)
     }
 
     /// The compiled loss over `(x, y)` in batches, without dropout (Keras `model.evaluate`).
