@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Side-by-side forward-pass timings: rnnlab vs Keras 3 (predict and tf.function) vs PyTorch, same shapes, same run.
+"""Side-by-side timings: rnnlab vs Keras 3 vs PyTorch, same shapes, same run: forward passes (default), or with
+--train one training step of the layer + Dense(1) under mse with Adam (rnnlab `train_on_batch`, Keras `fit`).
 
 Not part of the Rust tests (it needs TensorFlow/Keras, and optionally PyTorch):
 
     pip install tensorflow-cpu keras            # the references
     pip install torch --index-url https://download.pytorch.org/whl/cpu   # optional
     cargo build --release -p rnnlab-cli
-    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--shape lstm:32,100,64,128 ...]
+    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--train] [--shape lstm:32,100,64,128 ...]
 
 It runs `rnnlab bench --json` first, then each reference on the same shapes with the same thread count, and prints
 median ms per forward pass and rnnlab's speed-up against each (>1 means rnnlab is faster). rnnlab runs on one
@@ -14,6 +15,7 @@ thread, so compare with --threads 1 for like against like.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
+DEFAULT_TRAIN = ["lstm:1,3,2,1", "lstm:32,100,64,128", "gru:32,100,64,128", "lstm:64,200,256,256"]
 DEFAULT = ["lstm:1,3,2,1", "lstm:32,100,64,128", "lstm:64,200,256,256", "gru:32,100,64,128", "gru:64,200,256,256"]
 
 
@@ -43,6 +45,43 @@ def keras_times(kind, b, t, f, u, threads):
     return out
 
 
+def keras_train_times(kind, b, t, f, u, steps=10):
+    """ms per training step of Keras' fit: an epoch of `steps` batches, timed after a warm-up epoch."""
+    import numpy as np
+    import keras
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simplernn": keras.layers.SimpleRNN}[kind]
+    inp = keras.Input((t, f))
+    model = keras.Model(inp, keras.layers.Dense(1)(layer(u)(inp)))
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="mse")
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (b * steps, t, f)).astype("float32")
+    y = rng.uniform(-1, 1, (b * steps, 1)).astype("float32")
+    fit = lambda: model.fit(x, y, batch_size=b, epochs=1, shuffle=False, verbose=0)
+    return {"keras fit": median_ms(fit, min_runs=3, budget=2.0) / steps}
+
+
+def torch_train_times(kind, b, t, f, u):
+    try:
+        import torch
+    except ImportError:
+        return {}
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simplernn": torch.nn.RNN}[kind]
+    rnn, head = cls(f, u, batch_first=True), torch.nn.Linear(u, 1)
+    params = list(rnn.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=0.001)
+    x = torch.rand(b, t, f) * 2 - 1
+    y = torch.rand(b, 1) * 2 - 1
+
+    def step():
+        opt.zero_grad()
+        out, _ = rnn(x)
+        loss = torch.nn.functional.mse_loss(head(out[:, -1]), y)
+        loss.backward()
+        opt.step()
+
+    return {"pytorch": median_ms(step)}
+
+
 def torch_times(kind, b, t, f, u):
     try:
         import torch
@@ -60,13 +99,15 @@ def main():
     ap.add_argument("--rnnlab", default="target/release/rnnlab")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shape", action="append")
+    ap.add_argument("--train", action="store_true", help="time training steps instead of forward passes")
     args = ap.parse_args()
-    shapes = args.shape or DEFAULT
+    shapes = args.shape or (DEFAULT_TRAIN if args.train else DEFAULT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "rnnlab.json")
-        cmd = [args.rnnlab, "bench", "--json", path] + sum((["--shape", s] for s in shapes), [])
+        cmd = [args.rnnlab, "bench", "--json", path] + (["--train"] if args.train else []) + sum(
+            (["--shape", s] for s in shapes), [])
         subprocess.run(cmd, check=True)
         ours = json.load(open(path))
     import tensorflow as tf
@@ -77,13 +118,18 @@ def main():
         torch.set_num_threads(args.threads)
     except ImportError:
         print("(PyTorch not installed: skipped)")
-    print(f"\nthreads {args.threads}; load average at start {ours.get('load_average_1min')}; median ms per forward pass")
+    what = "training step (fit / train_on_batch)" if args.train else "forward pass"
+    print(f"\nthreads {args.threads}; load average at start {ours.get('load_average_1min')}; median ms per {what}")
     header = f"{'shape':<22} {'rnnlab':>9}"
     rows = []
     for r in ours["results"]:
         kind, b, t, f, u = r["kind"], r["batch"], r["steps"], r["features"], r["units"]
-        refs = keras_times(kind, b, t, f, u, args.threads)
-        refs.update(torch_times(kind, b, t, f, u))
+        if args.train:
+            refs = keras_train_times(kind, b, t, f, u)
+            refs.update(torch_train_times(kind, b, t, f, u))
+        else:
+            refs = keras_times(kind, b, t, f, u, args.threads)
+            refs.update(torch_times(kind, b, t, f, u))
         rows.append((f"{kind} {b},{t},{f},{u}", r["median_ms"], refs))
     names = sorted({n for _, _, refs in rows for n in refs})
     print(header + "".join(f" {n:>18} {'x':>7}" for n in names))

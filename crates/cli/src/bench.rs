@@ -1,4 +1,6 @@
-//! `rnnlab bench`: forward-pass timings of recurrent layers, with GFLOP/s against a quick FMA-peak probe.
+//! `rnnlab bench`: forward-pass timings of recurrent layers, with GFLOP/s against a quick FMA-peak probe, and with
+//! `--train` the time of one training step (forward, backpropagation through time, Adam update) of the layer
+//! followed by `Dense(1)` under an mse loss (`Model::train_on_batch`).
 //!
 //! Timings are medians of repeated `Model::predict` calls on one model per shape, after warm-up runs, so they are
 //! what a user of the library sees (graph walk and output copies included). Comparisons with Keras and PyTorch
@@ -7,7 +9,35 @@
 
 use std::time::Instant;
 
-use rnnlab::{set_random_seed, Initializer, Input, Layer, Model, Tensor, GRU, LSTM};
+use rnnlab::{
+    set_random_seed, Dense, Initializer, Input, Layer, Loss, Model, Optimizer, Tensor, GRU, LSTM,
+};
+
+/// What is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `predict`: one forward pass.
+    Predict,
+    /// `train_on_batch`: forward, backward and an Adam update.
+    Train,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Predict => "predict",
+            Mode::Train => "train",
+        }
+    }
+}
+
+/// Default cases of `rnnlab bench --train`.
+pub const DEFAULT_TRAIN_CASES: &[&str] = &[
+    "lstm:1,3,2,1",
+    "lstm:32,100,64,128",
+    "gru:32,100,64,128",
+    "lstm:64,200,256,256",
+];
 
 /// One benchmark case: a single recurrent layer of `units` on `(batch, steps, features)` inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +158,8 @@ impl Case {
 pub struct Measurement {
     /// The case.
     pub case: Case,
+    /// Forward pass or training step.
+    pub mode: Mode,
     /// Median, minimum and maximum wall-clock time of one forward pass, in milliseconds.
     pub median_ms: f64,
     /// Fastest run.
@@ -139,15 +171,22 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// Achieved GFLOP/s at the median.
+    /// Achieved GFLOP/s at the median. A training step counts three forward passes (the backward pass does two
+    /// products per forward product: the input and the weight gradients), the usual estimate.
     pub fn gflops(&self) -> f64 {
-        self.case.flops() / (self.median_ms * 1e-3) / 1e9
+        let k = if self.mode == Mode::Train { 3.0 } else { 1.0 };
+        k * self.case.flops() / (self.median_ms * 1e-3) / 1e9
     }
 }
 
 /// Builds the case's model (seeded, Keras default initializers) and times `predict` on random inputs: warm-up
 /// runs, then runs until both `min_runs` and about `budget_s` seconds are reached.
-pub fn measure(case: Case, min_runs: usize, budget_s: f64) -> Result<Measurement, rnnlab::Error> {
+pub fn measure(
+    case: Case,
+    mode: Mode,
+    min_runs: usize,
+    budget_s: f64,
+) -> Result<Measurement, rnnlab::Error> {
     set_random_seed(1);
     let inputs = Input::new((case.steps, case.features));
     let layer: Layer = match case.kind {
@@ -155,7 +194,34 @@ pub fn measure(case: Case, min_runs: usize, budget_s: f64) -> Result<Measurement
         Kind::Gru => GRU::new(case.units).into(),
         Kind::SimpleRnn => rnnlab::SimpleRNN::new(case.units).into(),
     };
-    let model = Model::new(&inputs, &layer.call(&inputs)?)?;
+    let h = layer.call(&inputs)?;
+    let model = match mode {
+        Mode::Predict => Model::new(&inputs, &h)?,
+        Mode::Train => {
+            let m = Model::new(&inputs, &Dense::new(1).call(&h)?)?;
+            m.compile(Optimizer::adam(0.001), Loss::mse())?;
+            m
+        }
+    };
+    let target = Tensor::from(
+        Initializer::RandomUniform {
+            minval: -1.0,
+            maxval: 1.0,
+            seed: Some(3),
+        }
+        .sample(&[case.batch, 1])?,
+    );
+    let run = |x: &Tensor| -> Result<(), rnnlab::Error> {
+        match mode {
+            Mode::Predict => {
+                std::hint::black_box(model.predict(x)?);
+            }
+            Mode::Train => {
+                std::hint::black_box(model.train_on_batch(x, &target)?);
+            }
+        }
+        Ok(())
+    };
     let x = Tensor::from(
         Initializer::RandomUniform {
             minval: -1.0,
@@ -166,7 +232,7 @@ pub fn measure(case: Case, min_runs: usize, budget_s: f64) -> Result<Measurement
     );
     // Warm-up: first-touch page faults and caches.
     for _ in 0..2 {
-        model.predict(&x)?;
+        run(&x)?;
     }
     let mut times = Vec::new();
     let start = Instant::now();
@@ -174,9 +240,8 @@ pub fn measure(case: Case, min_runs: usize, budget_s: f64) -> Result<Measurement
         || (start.elapsed().as_secs_f64() < budget_s && times.len() < 10_000)
     {
         let t = Instant::now();
-        let y = model.predict(&x)?;
+        run(&x)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
-        std::hint::black_box(y);
     }
     times.sort_by(f64::total_cmp);
     let n = times.len();
@@ -187,6 +252,7 @@ pub fn measure(case: Case, min_runs: usize, budget_s: f64) -> Result<Measurement
     };
     Ok(Measurement {
         case,
+        mode,
         median_ms,
         min_ms: times[0],
         max_ms: times[n - 1],
@@ -286,16 +352,26 @@ pub fn load_average() -> Option<f64> {
 /// The table `rnnlab bench` prints.
 pub fn table(results: &[Measurement], peak: f64, threads: usize) -> String {
     let mut out = format!(
-        "{:<24} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7}\n",
-        "shape (b,t,f,u)", "median ms", "min ms", "max ms", "GFLOP/s", "% peak", "threads"
+        "{:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7}\n",
+        "shape (b,t,f,u)",
+        "mode",
+        "median ms",
+        "min ms",
+        "max ms",
+        "calls/s",
+        "GFLOP/s",
+        "% peak",
+        "threads"
     );
     for m in results {
         out.push_str(&format!(
-            "{:<24} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>7.1}% {:>7}\n",
+            "{:<24} {:>8} {:>10.4} {:>10.4} {:>10.4} {:>10.1} {:>9.2} {:>7.1}% {:>7}\n",
             m.case.label(),
+            m.mode.name(),
             m.median_ms,
             m.min_ms,
             m.max_ms,
+            1000.0 / m.median_ms,
             m.gflops(),
             100.0 * m.gflops() / peak,
             threads
@@ -319,6 +395,7 @@ pub fn json(results: &[Measurement], peak: f64, isa: &str, threads: usize) -> se
             "steps": m.case.steps,
             "features": m.case.features,
             "units": m.case.units,
+            "mode": m.mode.name(),
             "median_ms": m.median_ms,
             "min_ms": m.min_ms,
             "max_ms": m.max_ms,

@@ -105,6 +105,10 @@ enum Command {
         /// Also write the results as JSON (read by benches/compare.py).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Time training steps instead of forward passes: the layer + Dense(1), mse, Adam, `train_on_batch`
+        /// on one batch (forward, backpropagation through time, update).
+        #[arg(long)]
+        train: bool,
     },
     /// An interactive Rust session with rnnlab's prelude imported (history, completion, :help).
     Repl {
@@ -543,9 +547,20 @@ fn bench_cmd(
     min_runs: usize,
     seconds: f64,
     json: Option<&Path>,
+    train: bool,
 ) -> Result<(), Failure> {
+    let mode = if train {
+        bench::Mode::Train
+    } else {
+        bench::Mode::Predict
+    };
     let specs: Vec<String> = if shapes.is_empty() {
-        bench::DEFAULT_CASES.iter().map(|s| s.to_string()).collect()
+        let defaults = if train {
+            bench::DEFAULT_TRAIN_CASES
+        } else {
+            bench::DEFAULT_CASES
+        };
+        defaults.iter().map(|s| s.to_string()).collect()
     } else {
         shapes.to_vec()
     };
@@ -568,10 +583,15 @@ fn bench_cmd(
         }
     }
     let (peak, isa) = bench::fma_peak_gflops();
-    println!("FMA peak probe: {peak:.1} GFLOP/s on one core ({isa}); float32; forward pass of one layer, predict()");
+    let what = if train {
+        "training step of the layer + Dense(1), mse, Adam (train_on_batch); GFLOP/s counts 3 forward passes"
+    } else {
+        "forward pass of one layer, predict()"
+    };
+    println!("FMA peak probe: {peak:.1} GFLOP/s on one core ({isa}); float32; {what}");
     let mut results = Vec::new();
     for case in cases {
-        results.push(bench::measure(case, min_runs, seconds)?);
+        results.push(bench::measure(case, mode, min_runs, seconds)?);
         // Print as we go: the large cases take a while.
         if results.len() == 1 {
             print!("{}", bench::table(&results, peak, threads));
@@ -672,7 +692,8 @@ fn main() -> ExitCode {
             min_runs,
             seconds,
             json,
-        } => bench_cmd(shapes, *min_runs, *seconds, json.as_deref()),
+            train,
+        } => bench_cmd(shapes, *min_runs, *seconds, json.as_deref(), *train),
         Command::Repl {
             no_readline,
             rnnlab_path,
