@@ -249,20 +249,39 @@ fn bench_prints_a_table_and_writes_json() {
 
     // --train: training steps (train_on_batch) of the same shapes.
     let out = rnnlab()
-        .args(["bench", "--train", "--shape", "lstm:2,3,2,4", "--shape", "gru:2,3,2,4"])
+        .args([
+            "bench",
+            "--train",
+            "--shape",
+            "lstm:2,3,2,4",
+            "--shape",
+            "gru:2,3,2,4",
+        ])
         .args(["--min-runs", "2", "--seconds", "0", "--json"])
         .arg(&json)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("training step") && stdout.contains("calls/s"), "{stdout}");
-    assert!(stdout.contains("lstm 2,3,2,4") && stdout.contains(" train "), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("training step") && stdout.contains("calls/s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("lstm 2,3,2,4") && stdout.contains(" train "),
+        "{stdout}"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
-    assert!(results.iter().all(|r| r["mode"] == "train" && r["median_ms"].as_f64().unwrap() > 0.0));
+    assert!(results
+        .iter()
+        .all(|r| r["mode"] == "train" && r["median_ms"].as_f64().unwrap() > 0.0));
 
     let bad = rnnlab()
         .args(["bench", "--shape", "lstm:1,2"])

@@ -190,6 +190,70 @@ fn gru_v1_sparse_logits() {
 }
 
 #[test]
+fn sparse_on_probabilities_through_time_distributed() {
+    // TimeDistributed hides the softmax's logits (as in Keras): the probability path, renormalised over the clipped
+    // probabilities, with integer labels per step.
+    let x = Input::new((3, 2));
+    let s = LSTM::new(3).return_sequences(true).call(&x).unwrap();
+    let y = TimeDistributed::new(Dense::new(4).activation("softmax"))
+        .call(&s)
+        .unwrap();
+    let m = Model::new(&x, &y).unwrap();
+    let t = Tensor::new(vec![2, 3], vec![0.0, 3.0, 1.0, 2.0, 2.0, 0.0]).unwrap();
+    check(
+        "lstm+td softmax/sparse cce probs",
+        &m,
+        Compile::new(sgd(), Loss::sparse_categorical_crossentropy()),
+        &[data(&[2, 3, 2], 30)],
+        &[t],
+    );
+}
+
+#[test]
+fn recurrent_layers_with_dropout_train_and_keep_inference_exact() -> Result<()> {
+    // Dropout inside the cell is active in fit (gradients are checked with fixed masks in the library's unit
+    // tests); predict and evaluate ignore it.
+    for layer in [
+        Layer::from(LSTM::new(4).dropout(0.2).recurrent_dropout(0.3).seed(1)),
+        Layer::from(
+            GRU::new(4)
+                .reset_after(false)
+                .dropout(0.2)
+                .recurrent_dropout(0.3),
+        ),
+        Layer::from(SimpleRNN::new(4).dropout(0.3)),
+    ] {
+        let x = Input::new((5, 2));
+        let h = layer.call(&x)?;
+        let y = Dense::new(1).call(&h)?;
+        let m = Model::new(&x, &y)?;
+        m.compile(Optimizer::adam(0.01), Loss::mse())?;
+        let xin = data(&[16, 5, 2], 40);
+        let yin = data(&[16, 1], 41);
+        let p1 = m.predict(&xin)?;
+        assert_eq!(p1, m.predict(&xin)?, "predict has no dropout");
+        let before = m.evaluate(&xin, &yin, 16)?;
+        let h = m.fit(
+            &xin,
+            &yin,
+            FitOptions::new()
+                .epochs(20)
+                .batch_size(8)
+                .seed(3)
+                .verbose(0),
+        )?;
+        assert!(h.loss().iter().all(|v| v.is_finite()));
+        let after = m.evaluate(&xin, &yin, 16)?;
+        assert!(
+            after < before,
+            "{}: loss {before} -> {after}",
+            layer.class_name()
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn simple_rnn_sigmoid_binary_crossentropy() {
     // Dense(sigmoid) + binary_crossentropy takes Keras' logits path; SimpleRNN(relu) underneath.
     let x = Input::new((5, 2));

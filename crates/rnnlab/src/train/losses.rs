@@ -370,6 +370,23 @@ impl Loss {
                             g[j] = sm * tsum - target[j];
                         }
                         per_row[r] = l as f32;
+                    } else if sparse {
+                        // Keras' sparse path: log(clip(p)) goes through the sparse softmax crossentropy, i.e.
+                        // -log(q_y / Σ q) with q = clip(p): renormalised over the clipped probabilities.
+                        let pr = &p[row.clone()];
+                        let label = t[r] as usize;
+                        let mut qs = 0.0f32;
+                        for j in 0..c {
+                            qs += pr[j].clamp(EPS, 1.0 - EPS);
+                        }
+                        let ql = pr[label].clamp(EPS, 1.0 - EPS);
+                        per_row[r] = ln(qs) - ln(ql);
+                        for j in 0..c {
+                            let inside = (EPS..=1.0 - EPS).contains(&pr[j]);
+                            let q = pr[j].clamp(EPS, 1.0 - EPS);
+                            let d = 1.0 / qs - if j == label { 1.0 / q } else { 0.0 };
+                            g[j] = if inside { d } else { 0.0 };
+                        }
                     } else {
                         // Probabilities: renormalised over the row, clipped, then -Σ t log p.
                         let pr = &p[row.clone()];

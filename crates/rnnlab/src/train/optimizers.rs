@@ -11,20 +11,22 @@ use crate::error::{Error, Result};
 /// Which update rule, with its hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Rule {
+    // Hyper-parameters are Python floats (doubles) in Keras: `1 - beta_1` is computed in double and only then
+    // cast to float32, so they are kept as f64 here to give the same float32 coefficients.
     Sgd {
-        momentum: f32,
+        momentum: f64,
         nesterov: bool,
     },
     Adam {
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
         amsgrad: bool,
     },
     RmsProp {
-        rho: f32,
-        momentum: f32,
-        epsilon: f32,
+        rho: f64,
+        momentum: f64,
+        epsilon: f64,
         centered: bool,
     },
 }
@@ -172,7 +174,7 @@ impl Optimizer {
     }
 
     /// Momentum (SGD and RMSprop; ignored by Adam).
-    pub fn momentum(mut self, v: f32) -> Optimizer {
+    pub fn momentum(mut self, v: f64) -> Optimizer {
         match &mut self.rule {
             Rule::Sgd { momentum, .. } | Rule::RmsProp { momentum, .. } => *momentum = v,
             Rule::Adam { .. } => {}
@@ -187,14 +189,14 @@ impl Optimizer {
         self
     }
     /// Adam's first-moment decay.
-    pub fn beta_1(mut self, v: f32) -> Optimizer {
+    pub fn beta_1(mut self, v: f64) -> Optimizer {
         if let Rule::Adam { beta_1, .. } = &mut self.rule {
             *beta_1 = v;
         }
         self
     }
     /// Adam's second-moment decay.
-    pub fn beta_2(mut self, v: f32) -> Optimizer {
+    pub fn beta_2(mut self, v: f64) -> Optimizer {
         if let Rule::Adam { beta_2, .. } = &mut self.rule {
             *beta_2 = v;
         }
@@ -208,7 +210,7 @@ impl Optimizer {
         self
     }
     /// The epsilon of Adam and RMSprop.
-    pub fn epsilon(mut self, v: f32) -> Optimizer {
+    pub fn epsilon(mut self, v: f64) -> Optimizer {
         match &mut self.rule {
             Rule::Adam { epsilon, .. } | Rule::RmsProp { epsilon, .. } => *epsilon = v,
             Rule::Sgd { .. } => {}
@@ -216,7 +218,7 @@ impl Optimizer {
         self
     }
     /// RMSprop's decay of the squared-gradient average.
-    pub fn rho(mut self, v: f32) -> Optimizer {
+    pub fn rho(mut self, v: f64) -> Optimizer {
         if let Rule::RmsProp { rho, .. } = &mut self.rule {
             *rho = v;
         }
@@ -324,6 +326,7 @@ impl Optimizer {
             }
             match self.rule {
                 Rule::Sgd { momentum, nesterov } => {
+                    let momentum = momentum as f32;
                     if momentum != 0.0 {
                         let m = &mut slots[0];
                         // m = m * momentum - g * lr; w += nesterov ? m * momentum - g * lr : m
@@ -348,6 +351,8 @@ impl Optimizer {
                     epsilon,
                     amsgrad,
                 } => {
+                    let (c1, c2) = ((1.0 - beta_1) as f32, (1.0 - beta_2) as f32);
+                    let (beta_1, beta_2, epsilon) = (beta_1 as f32, beta_2 as f32, epsilon as f32);
                     let b1p = beta_1.powf(step);
                     let b2p = beta_2.powf(step);
                     let alpha = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
@@ -356,10 +361,10 @@ impl Optimizer {
                     let (m, v) = (&mut m[0], &mut v[0]);
                     Zip::from(&mut *m)
                         .and(&g)
-                        .for_each(|m, &g| *m += (g - *m) * (1.0 - beta_1));
+                        .for_each(|m, &g| *m += (g - *m) * c1);
                     Zip::from(&mut *v)
                         .and(&g)
-                        .for_each(|v, &g| *v += (g * g - *v) * (1.0 - beta_2));
+                        .for_each(|v, &g| *v += (g * g - *v) * c2);
                     let v_used: &ArrayD<f32> = if amsgrad {
                         let vh = &mut vhat[0];
                         Zip::from(&mut *vh).and(&*v).for_each(|h, &v| *h = h.max(v));
@@ -378,11 +383,13 @@ impl Optimizer {
                     epsilon,
                     centered,
                 } => {
+                    let c = (1.0 - rho) as f32;
+                    let (rho, momentum, epsilon) = (rho as f32, momentum as f32, epsilon as f32);
                     let (vel, rest) = slots.split_at_mut(1);
                     let vel = &mut vel[0];
                     Zip::from(&mut *vel)
                         .and(&g)
-                        .for_each(|v, &g| *v = rho * *v + (1.0 - rho) * (g * g));
+                        .for_each(|v, &g| *v = rho * *v + c * (g * g));
                     let mut rest = rest.iter_mut();
                     let mom = if momentum > 0.0 { rest.next() } else { None };
                     let avg = if centered { rest.next() } else { None };
@@ -392,7 +399,7 @@ impl Optimizer {
                         Some(a) => {
                             Zip::from(&mut *a)
                                 .and(&g)
-                                .for_each(|a, &g| *a = rho * *a + (1.0 - rho) * g);
+                                .for_each(|a, &g| *a = rho * *a + c * g);
                             Zip::from(&mut inc)
                                 .and(&*vel)
                                 .and(&*a)
@@ -535,6 +542,9 @@ impl Optimizer {
             }
         };
         let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let num64 = |k: &str| -> Result<Option<f64>> {
+            Ok(num(k)?.map(|_| cfg[k].as_f64().unwrap_or(0.0)))
+        };
         if let Some(lr) = num("learning_rate")? {
             opt.learning_rate = lr;
         }
@@ -554,7 +564,7 @@ impl Optimizer {
         }
         match &mut opt.rule {
             Rule::Sgd { momentum, nesterov } => {
-                *momentum = num("momentum")?.unwrap_or(0.0);
+                *momentum = num64("momentum")?.unwrap_or(0.0);
                 *nesterov = flag("nesterov");
             }
             Rule::Adam {
@@ -563,9 +573,9 @@ impl Optimizer {
                 epsilon,
                 amsgrad,
             } => {
-                *beta_1 = num("beta_1")?.unwrap_or(0.9);
-                *beta_2 = num("beta_2")?.unwrap_or(0.999);
-                *epsilon = num("epsilon")?.unwrap_or(1e-7);
+                *beta_1 = num64("beta_1")?.unwrap_or(0.9);
+                *beta_2 = num64("beta_2")?.unwrap_or(0.999);
+                *epsilon = num64("epsilon")?.unwrap_or(1e-7);
                 *amsgrad = flag("amsgrad");
             }
             Rule::RmsProp {
@@ -574,9 +584,9 @@ impl Optimizer {
                 epsilon,
                 centered,
             } => {
-                *rho = num("rho")?.unwrap_or(0.9);
-                *momentum = num("momentum")?.unwrap_or(0.0);
-                *epsilon = num("epsilon")?.unwrap_or(1e-7);
+                *rho = num64("rho")?.unwrap_or(0.9);
+                *momentum = num64("momentum")?.unwrap_or(0.0);
+                *epsilon = num64("epsilon")?.unwrap_or(1e-7);
                 *centered = flag("centered");
             }
         }

@@ -11,10 +11,22 @@
 
 use ndarray::{linalg::general_mat_mul, Array2, Array3, ArrayD, ArrayView2, ArrayViewMut2, Axis};
 
+use rand::{Rng, SeedableRng};
+
 use super::cell::{Cell, CellKind, Scratch};
 use super::{Mask, RnnModule};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
+use crate::layers::TrainCtx;
+
+/// The dropout masks of one training call, fixed over its time steps (Keras draws them once per call): each
+/// value is 0 or 1/(1 − rate). `input`: one `(B, D)` mask, or one per gate block when recurrent dropout is on
+/// (Keras' implementation 1); `rec`: one `(B, U)` mask per gate block, applied to h before the recurrent product.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DropoutMasks {
+    pub input: Vec<Vec<f32>>,
+    pub rec: Vec<Vec<f32>>,
+}
 
 /// What one recorded call of a recurrent layer keeps for its backward pass.
 #[derive(Default)]
@@ -36,6 +48,8 @@ pub(crate) struct RnnTape {
     n_initial: usize,
     /// Original time index of each processing step.
     time_index: Vec<usize>,
+    /// Dropout masks of a training call (none at inference or with rates 0).
+    pub masks: Option<DropoutMasks>,
 }
 
 impl RnnTape {
@@ -119,15 +133,69 @@ pub(crate) struct RnnGrads {
 }
 
 impl RnnModule {
+    /// Draws the dropout masks of one training call from the layer's `seed` (and the call count), or from the
+    /// training generator when the layer has no seed. `None` when both rates are 0.
+    pub(crate) fn draw_dropout_masks(
+        &mut self,
+        batch: usize,
+        features: usize,
+        tc: &mut TrainCtx,
+    ) -> Option<DropoutMasks> {
+        let c = &self.cell.cfg;
+        let (rate, rrate) = (c.dropout, c.recurrent_dropout);
+        if rate <= 0.0 && rrate <= 0.0 {
+            return None;
+        }
+        let mut own;
+        let rng: &mut rand::rngs::StdRng = match c.seed {
+            Some(seed) => {
+                own = rand::rngs::StdRng::seed_from_u64(
+                    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.dropout_calls,
+                );
+                &mut own
+            }
+            None => &mut tc.rng,
+        };
+        self.dropout_calls += 1;
+        let mut draw = |n: usize, rate: f32| -> Vec<f32> {
+            let (keep, scale) = (1.0 - rate, 1.0 / (1.0 - rate));
+            (0..n)
+                .map(|_| {
+                    if rng.random::<f32>() < keep {
+                        scale
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        let blocks = self.cell.n_blocks();
+        let u = self.cell.cfg.units;
+        let n_in = if rrate > 0.0 { blocks } else { 1 };
+        let input = if rate > 0.0 {
+            (0..n_in).map(|_| draw(batch * features, rate)).collect()
+        } else {
+            Vec::new()
+        };
+        let rec = if rrate > 0.0 {
+            (0..blocks).map(|_| draw(batch * u, rrate)).collect()
+        } else {
+            Vec::new()
+        };
+        Some(DropoutMasks { input, rec })
+    }
+
     /// Refuses configurations whose training is not implemented, before any work is done.
     pub(crate) fn check_trainable(&self, ctx: &str, training: bool) -> Result<()> {
         let c = &self.cell.cfg;
-        if training && (c.dropout > 0.0 || c.recurrent_dropout > 0.0) {
-            return Err(Error::Unsupported(format!(
-                "{ctx}: training with dropout={} / recurrent_dropout={} inside the recurrent layer is not \
-                 implemented yet; set both to 0 and put a Dropout layer before or after it",
-                c.dropout, c.recurrent_dropout
-            )));
+        let _ = training;
+        if c.dropout >= 1.0 || c.recurrent_dropout >= 1.0 {
+            return Err(Error::invalid(
+                ctx,
+                "dropout / recurrent_dropout",
+                "rates below 1 for training (1 drops everything)",
+                format!("{} / {}", c.dropout, c.recurrent_dropout),
+            ));
         }
         for (arg, a) in [
             ("activation", c.activation),
@@ -181,6 +249,19 @@ impl RnnModule {
         let mut drec_all = vec![0.0f32; t * bg]; // by processing step, like the recorded states
         let mut dprev: Vec<Vec<f32>> = vec![vec![0.0; bu]; n];
         let mut drh = vec![0.0f32; bu]; // GRU reset_after=false: gradient of (r * h_prev)
+        let rec_masks: Option<&Vec<Vec<f32>>> = tape
+            .masks
+            .as_ref()
+            .map(|m| &m.rec)
+            .filter(|r| !r.is_empty());
+        let in_masks: Option<&Vec<Vec<f32>>> = tape
+            .masks
+            .as_ref()
+            .map(|m| &m.input)
+            .filter(|r| !r.is_empty());
+        // The h block's recurrent dropout mask (GRU without reset_after multiplies it into r * h).
+        let m_h = |i: usize| rec_masks.map_or(1.0, |ms| ms[2.min(ms.len() - 1)][i]);
+        let mut tmp = vec![0.0f32; if rec_masks.is_some() { bu } else { 0 }];
 
         for k in (0..t).rev() {
             let ti = tape.time_index[k];
@@ -294,11 +375,12 @@ impl RnnModule {
                     let p = &pre[gr.clone()];
                     for j in 0..u {
                         let r = a[u + j];
-                        let d_r = drh[bi * u + j] * h_prev[bi * u + j];
+                        let mh = m_h(bi * u + j);
+                        let d_r = drh[bi * u + j] * (h_prev[bi * u + j] * mh);
                         let dzr = d_r * ract.grad_scalar(p[u + j], r);
                         dx_t[bi * g + u + j] = dzr;
                         dr_t[bi * g + u + j] = dzr;
-                        dprev[0][bi * u + j] += drh[bi * u + j] * r;
+                        dprev[0][bi * u + j] += drh[bi * u + j] * r * mh;
                     }
                     let _ = ur;
                 }
@@ -308,14 +390,34 @@ impl RnnModule {
                 CellKind::Gru { reset_after: false } => 2 * u,
                 _ => g,
             };
-            let mut dp0 = view2_mut(&mut dprev[0], b, u);
-            general_mat_mul(
-                1.0,
-                &view2(dr_t, b, g).slice(ndarray::s![.., ..cols]),
-                &rk.slice(ndarray::s![.., ..cols]).t(),
-                1.0,
-                &mut dp0,
-            );
+            match rec_masks {
+                None => {
+                    let mut dp0 = view2_mut(&mut dprev[0], b, u);
+                    general_mat_mul(
+                        1.0,
+                        &view2(dr_t, b, g).slice(ndarray::s![.., ..cols]),
+                        &rk.slice(ndarray::s![.., ..cols]).t(),
+                        1.0,
+                        &mut dp0,
+                    );
+                }
+                Some(ms) => {
+                    // Recurrent dropout: block j saw h ⊙ m_j.
+                    for j in 0..cols / u {
+                        general_mat_mul(
+                            1.0,
+                            &view2(dr_t, b, g).slice(ndarray::s![.., j * u..(j + 1) * u]),
+                            &rk.slice(ndarray::s![.., j * u..(j + 1) * u]).t(),
+                            0.0,
+                            &mut view2_mut(&mut tmp, b, u),
+                        );
+                        let m = &ms[j.min(ms.len() - 1)];
+                        for ((d, &t), &mv) in dprev[0].iter_mut().zip(&tmp).zip(m.iter()) {
+                            *d += t * mv;
+                        }
+                    }
+                }
+            }
             // Masked rows carried their state: their gradient was copied above and the product added 0.
             std::mem::swap(&mut dstate, &mut dprev);
         }
@@ -324,26 +426,69 @@ impl RnnModule {
         let x2 = &tape.x2;
         let dxp_m = view2(&dxp, t * b, g);
         let mut dk = Array2::<f32>::zeros((d, g));
-        general_mat_mul(1.0, &x2.t(), &dxp_m, 0.0, &mut dk);
+        // Rows are time-major: row r is sample r % B, whose dropout mask row is r % B.
+        let masked_rows = |a: ArrayView2<'_, f32>, m: &[f32]| -> Array2<f32> {
+            let w = a.ncols();
+            Array2::from_shape_fn(a.raw_dim(), |(r, c)| a[[r, c]] * m[(r % b) * w + c])
+        };
+        match in_masks {
+            None => general_mat_mul(1.0, &x2.t(), &dxp_m, 0.0, &mut dk),
+            Some(ms) => {
+                for (mi, m) in ms.iter().enumerate() {
+                    let cols = if ms.len() == 1 {
+                        0..g
+                    } else {
+                        mi * u..(mi + 1) * u
+                    };
+                    let xm = masked_rows(x2.view(), m);
+                    general_mat_mul(
+                        1.0,
+                        &xm.t(),
+                        &dxp_m.slice(ndarray::s![.., cols.clone()]),
+                        0.0,
+                        &mut dk.slice_mut(ndarray::s![.., cols]),
+                    );
+                }
+            }
+        }
         let hprev_all = view2(&tape.states[0][..t * bu], t * b, u);
         let drec_m = view2(&drec_all, t * b, g);
         let mut dr = Array2::<f32>::zeros((u, g));
-        match cell.kind {
-            CellKind::Gru { reset_after: false } => {
+        if let Some(ms) = rec_masks {
+            // Recurrent dropout: block j's product used h ⊙ m_j (GRU v1's h block: r ⊙ h ⊙ m_h, below).
+            let blocks = match cell.kind {
+                CellKind::Gru { reset_after: false } => 2,
+                _ => g / u,
+            };
+            for j in 0..blocks {
+                let hm = masked_rows(hprev_all, &ms[j.min(ms.len() - 1)]);
                 general_mat_mul(
                     1.0,
-                    &hprev_all.t(),
-                    &drec_m.slice(ndarray::s![.., ..2 * u]),
+                    &hm.t(),
+                    &drec_m.slice(ndarray::s![.., j * u..(j + 1) * u]),
                     0.0,
-                    &mut dr.slice_mut(ndarray::s![.., ..2 * u]),
+                    &mut dr.slice_mut(ndarray::s![.., j * u..(j + 1) * u]),
                 );
+            }
+        }
+        match cell.kind {
+            CellKind::Gru { reset_after: false } => {
+                if rec_masks.is_none() {
+                    general_mat_mul(
+                        1.0,
+                        &hprev_all.t(),
+                        &drec_m.slice(ndarray::s![.., ..2 * u]),
+                        0.0,
+                        &mut dr.slice_mut(ndarray::s![.., ..2 * u]),
+                    );
+                }
                 // R_h multiplied r * h_prev.
                 let mut rh = vec![0.0f32; t * bu];
                 for k in 0..t {
                     for bi in 0..b {
                         for j in 0..u {
                             rh[k * bu + bi * u + j] = tape.gates[k * bg + bi * g + u + j]
-                                * tape.states[0][k * bu + bi * u + j];
+                                * (tape.states[0][k * bu + bi * u + j] * m_h(bi * u + j));
                         }
                     }
                 }
@@ -355,7 +500,11 @@ impl RnnModule {
                     &mut dr.slice_mut(ndarray::s![.., 2 * u..]),
                 );
             }
-            _ => general_mat_mul(1.0, &hprev_all.t(), &drec_m, 0.0, &mut dr),
+            _ => {
+                if rec_masks.is_none() {
+                    general_mat_mul(1.0, &hprev_all.t(), &drec_m, 0.0, &mut dr)
+                }
+            }
         }
         let mut weights = vec![dk.into_dyn(), dr.into_dyn()];
         if w.bias.is_some() {
@@ -373,7 +522,27 @@ impl RnnModule {
         }
         // Input gradient: dX = dXP · Kᵀ, back from time-major (T, B, D) to (B, T, D).
         let mut dx2 = Array2::<f32>::zeros((t * b, d));
-        general_mat_mul(1.0, &dxp_m, &w.kernel.t(), 0.0, &mut dx2);
+        match in_masks {
+            None => general_mat_mul(1.0, &dxp_m, &w.kernel.t(), 0.0, &mut dx2),
+            Some(ms) => {
+                for (mi, m) in ms.iter().enumerate() {
+                    let cols = if ms.len() == 1 {
+                        0..g
+                    } else {
+                        mi * u..(mi + 1) * u
+                    };
+                    let mut part = Array2::<f32>::zeros((t * b, d));
+                    general_mat_mul(
+                        1.0,
+                        &dxp_m.slice(ndarray::s![.., cols.clone()]),
+                        &w.kernel.slice(ndarray::s![.., cols]).t(),
+                        0.0,
+                        &mut part,
+                    );
+                    dx2 += &masked_rows(part.view(), m);
+                }
+            }
+        }
         let dx = dx2
             .into_shape_with_order((t, b, d))
             .expect("T*B*D values")
@@ -396,5 +565,183 @@ impl RnnModule {
             d_initial,
             weights,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Finite-difference checks of backpropagation with dropout and recurrent dropout inside the cell. The masks
+    //! are random, so they are reproduced for every evaluation: a seeded layer draws call k's masks from
+    //! (seed, k), and the test rewinds k. (Models with dropout cannot be checked through `Model::gradients` in
+    //! tests/gradients.rs for that reason.)
+    use super::*;
+    use crate::layers::{CallInputs, TrainCtx};
+    use ndarray::{ArrayD, IxDyn};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// L = Σ seq ⊙ G + Σ states ⊙ G_s, evaluated with the masks of call 0.
+    fn loss(m: &mut RnnModule, x: &ArrayD<f32>, g: &[ArrayD<f32>]) -> f64 {
+        m.dropout_calls = 0;
+        let mut tc = TrainCtx {
+            training: true,
+            rng: rand::rngs::StdRng::seed_from_u64(0),
+        };
+        let call = CallInputs {
+            inputs: vec![x.view()],
+            initial_state: vec![],
+            mask: None,
+        };
+        let (f, _) = m.forward_train_call("t", call, &mut tc).unwrap();
+        f.outputs
+            .iter()
+            .zip(g)
+            .map(|(o, g)| {
+                o.iter()
+                    .zip(g.iter())
+                    .map(|(a, b)| f64::from(a * b))
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    fn check(kind: CellKind, dropout: f32, recurrent_dropout: f32) {
+        let (b, t, d, u) = (3, 4, 3, 3);
+        let mut m = RnnModule::new(kind, u);
+        m.opts.return_sequences = true;
+        m.opts.return_state = true;
+        m.cell.cfg.dropout = dropout;
+        m.cell.cfg.recurrent_dropout = recurrent_dropout;
+        m.cell.cfg.seed = Some(5);
+        m.cell.build("t", d).unwrap();
+        let specs = m.cell.weight_specs("");
+        let ws: Vec<ArrayD<f32>> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n = s.shape.iter().product();
+                ArrayD::from_shape_vec(
+                    IxDyn(&s.shape),
+                    values(n, 10 + i as u64).iter().map(|v| v * 0.6).collect(),
+                )
+                .unwrap()
+            })
+            .collect();
+        m.cell.assign(&mut ws.clone().into_iter());
+        let x = ArrayD::from_shape_vec(IxDyn(&[b, t, d]), values(b * t * d, 1)).unwrap();
+        let n_out = 1 + m.cell.n_states();
+        let g: Vec<ArrayD<f32>> = (0..n_out)
+            .map(|i| {
+                let shape: Vec<usize> = if i == 0 { vec![b, t, u] } else { vec![b, u] };
+                let n = shape.iter().product();
+                ArrayD::from_shape_vec(IxDyn(&shape), values(n, 50 + i as u64)).unwrap()
+            })
+            .collect();
+        // Analytic.
+        m.dropout_calls = 0;
+        let mut tc = TrainCtx {
+            training: true,
+            rng: rand::rngs::StdRng::seed_from_u64(0),
+        };
+        let call = CallInputs {
+            inputs: vec![x.view()],
+            initial_state: vec![],
+            mask: None,
+        };
+        let (_, tape) = m.forward_train_call("t", call, &mut tc).unwrap();
+        let masks = tape.masks.clone().unwrap();
+        assert!(
+            masks
+                .input
+                .iter()
+                .chain(&masks.rec)
+                .flatten()
+                .any(|v| *v == 0.0),
+            "some values dropped"
+        );
+        let states: Vec<Option<ArrayD<f32>>> = g[1..].iter().cloned().map(Some).collect();
+        let r = m.backward_tape(&tape, Some(&g[0]), &states);
+        let eps = 1e-2f32;
+        let tol = |an: f32| 3e-4 + 3e-3 * an.abs();
+        // Weights.
+        for (wi, w) in ws.iter().enumerate() {
+            for k in 0..w.len() {
+                let mut at = |delta: f32| {
+                    let mut v = ws.clone();
+                    v[wi].as_slice_mut().unwrap()[k] += delta;
+                    m.cell.assign(&mut v.into_iter());
+                    loss(&mut m, &x, &g)
+                };
+                let fd = ((at(eps) - at(-eps)) / (2.0 * f64::from(eps))) as f32;
+                let an = r.weights[wi].as_slice().unwrap()[k];
+                assert!(
+                    (fd - an).abs() <= tol(an),
+                    "{kind:?} weight {wi}[{k}]: analytic {an}, fd {fd}"
+                );
+            }
+        }
+        m.cell.assign(&mut ws.clone().into_iter());
+        // Inputs.
+        for k in 0..x.len() {
+            let mut at = |delta: f32| {
+                let mut xv = x.clone();
+                xv.as_slice_mut().unwrap()[k] += delta;
+                loss(&mut m, &xv, &g)
+            };
+            let fd = ((at(eps) - at(-eps)) / (2.0 * f64::from(eps))) as f32;
+            let an = r.dx.as_slice().unwrap()[k];
+            assert!(
+                (fd - an).abs() <= tol(an),
+                "{kind:?} input [{k}]: analytic {an}, fd {fd}"
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_with_dropout_and_recurrent_dropout() {
+        for kind in [
+            CellKind::Lstm,
+            CellKind::Gru { reset_after: true },
+            CellKind::Gru { reset_after: false },
+            CellKind::Simple,
+        ] {
+            check(kind, 0.3, 0.0); // one input mask for all gates
+            check(kind, 0.0, 0.4); // recurrent masks only
+            check(kind, 0.3, 0.4); // a mask per gate block for both
+        }
+    }
+
+    #[test]
+    fn seeded_masks_repeat_per_call_and_inference_ignores_them() {
+        let mut m = RnnModule::new(CellKind::Lstm, 2);
+        m.cell.cfg.dropout = 0.5;
+        m.cell.cfg.seed = Some(3);
+        let mut tc = TrainCtx {
+            training: true,
+            rng: rand::rngs::StdRng::seed_from_u64(0),
+        };
+        let a = m.draw_dropout_masks(4, 3, &mut tc).unwrap();
+        let b = m.draw_dropout_masks(4, 3, &mut tc).unwrap();
+        assert_ne!(a.input, b.input, "a new mask for every call");
+        m.dropout_calls = 0;
+        assert_eq!(
+            m.draw_dropout_masks(4, 3, &mut tc).unwrap().input,
+            a.input,
+            "same seed and call, same mask"
+        );
+        assert!(
+            a.input[0].iter().all(|v| *v == 0.0 || *v == 2.0),
+            "kept values scaled by 1/(1-0.5)"
+        );
     }
 }

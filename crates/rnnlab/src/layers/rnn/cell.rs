@@ -73,6 +73,31 @@ pub(crate) struct Scratch {
     pub aux: Vec<f32>,
     /// (B, G): the pre-activations, kept only when training records them for the backward pass.
     pub pre: Option<Vec<f32>>,
+    /// (B, U): `h ⊙ mask` for one gate block, used only with recurrent dropout.
+    pub hm: Vec<f32>,
+}
+
+/// `rec[:, block j] += (h ⊙ masks[j]) · R[:, block j]` for each block in `blocks` (recurrent dropout: one mask
+/// per gate block, as Keras' implementation 1 draws them).
+#[allow(clippy::too_many_arguments)]
+fn masked_rec(
+    h: &[f32],
+    masks: &[Vec<f32>],
+    rk: &[f32],
+    rec: &mut [f32],
+    hm: &mut [f32],
+    batch: usize,
+    u: usize,
+    g: usize,
+    blocks: std::ops::Range<usize>,
+) {
+    for j in blocks {
+        let m = &masks[j.min(masks.len() - 1)];
+        for ((o, &a), &b) in hm.iter_mut().zip(h).zip(m.iter()) {
+            *o = a * b;
+        }
+        gemm_acc(hm, u, &rk[j * u..], g, &mut rec[j * u..], g, batch, u, u);
+    }
 }
 
 /// One recurrent cell: kind, configuration and (once built) weights.
@@ -299,6 +324,50 @@ impl Cell {
         xp
     }
 
+    /// [`Cell::project`] with input dropout: rows are time-major (row `r` is sample `r % batch`); one mask `(B, D)`
+    /// for all gates, or one per gate block.
+    pub(crate) fn project_masked(
+        &self,
+        x: ArrayView2<'_, f32>,
+        masks: &[Vec<f32>],
+        batch: usize,
+    ) -> Array2<f32> {
+        let w = self.w.as_ref().expect("built before forward");
+        let (g, u, d) = (self.gate_width(), self.cfg.units, x.ncols());
+        let mut xp = Array2::<f32>::zeros((x.nrows(), g));
+        for (mi, mask) in masks.iter().enumerate() {
+            let xm = Array2::from_shape_fn((x.nrows(), d), |(r, c)| {
+                x[[r, c]] * mask[(r % batch) * d + c]
+            });
+            let cols = if masks.len() == 1 {
+                0..g
+            } else {
+                mi * u..(mi + 1) * u
+            };
+            ndarray::linalg::general_mat_mul(
+                1.0,
+                &xm,
+                &w.kernel.slice(ndarray::s![.., cols.clone()]),
+                0.0,
+                &mut xp.slice_mut(ndarray::s![.., cols]),
+            );
+        }
+        if let (Some(b), false) = (&w.bias, self.kind == CellKind::Lstm) {
+            let row = &b.as_slice().expect("weights are standard layout")[..g];
+            for mut r in xp.rows_mut() {
+                for (v, bv) in r.iter_mut().zip(row) {
+                    *v += bv;
+                }
+            }
+        }
+        xp
+    }
+
+    /// Number of gate blocks (4 LSTM, 3 GRU, 1 SimpleRNN): how many recurrent dropout masks a step uses.
+    pub(crate) fn n_blocks(&self) -> usize {
+        self.gate_width() / self.cfg.units.max(1)
+    }
+
     pub(crate) fn scratch(&self, batch: usize) -> Scratch {
         let g = self.gate_width();
         Scratch {
@@ -306,6 +375,7 @@ impl Cell {
             rec: vec![0.0; batch * g],
             aux: vec![0.0; batch * self.cfg.units],
             pre: None,
+            hm: Vec::new(),
         }
     }
 
@@ -318,6 +388,7 @@ impl Cell {
         next: &mut [Vec<f32>],
         s: &mut Scratch,
         batch: usize,
+        rec_masks: Option<&[Vec<f32>]>,
     ) {
         let w = self.w.as_ref().expect("built before forward");
         let u = self.cfg.units;
@@ -332,7 +403,12 @@ impl Cell {
             CellKind::Lstm => {
                 // z = (x K + h R) + b
                 s.rec.fill(0.0);
-                matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g);
+                match rec_masks {
+                    Some(ms) => {
+                        masked_rec(&prev[0], ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..4)
+                    }
+                    None => matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g),
+                }
                 for (k, z) in s.gates.iter_mut().enumerate() {
                     *z = xp_t[k] + s.rec[k];
                 }
@@ -374,7 +450,12 @@ impl Cell {
                 // rec = h R (+ b_h with reset_after); only the z and r blocks when reset_after is false.
                 s.rec.fill(0.0);
                 if reset_after {
-                    matmul_acc(h_prev, rk, &mut s.rec, batch, u, g);
+                    match rec_masks {
+                        Some(ms) => {
+                            masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..3)
+                        }
+                        None => matmul_acc(h_prev, rk, &mut s.rec, batch, u, g),
+                    }
                     if let Some(b) = bias {
                         for row in s.rec.chunks_mut(g) {
                             row.iter_mut()
@@ -384,7 +465,12 @@ impl Cell {
                     }
                 } else {
                     // Only the z and r columns of R; rows of `rec` are G apart.
-                    gemm_acc(h_prev, u, rk, g, &mut s.rec, g, batch, u, 2 * u);
+                    match rec_masks {
+                        Some(ms) => {
+                            masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..2)
+                        }
+                        None => gemm_acc(h_prev, u, rk, g, &mut s.rec, g, batch, u, 2 * u),
+                    }
                 }
                 for b in 0..batch {
                     let x = &xp_t[b * g..(b + 1) * g];
@@ -404,7 +490,8 @@ impl Cell {
                         s.aux[b * u + j] = if reset_after {
                             rr[j] * rec[2 * u + j]
                         } else {
-                            rr[j] * h_prev[b * u + j]
+                            let m = rec_masks.map_or(1.0, |ms| ms[2][b * u + j]);
+                            rr[j] * (h_prev[b * u + j] * m)
                         };
                     }
                 }
@@ -449,7 +536,12 @@ impl Cell {
             CellKind::Simple => {
                 // h = act((x K + b) + h R)
                 s.rec.fill(0.0);
-                matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g);
+                match rec_masks {
+                    Some(ms) => {
+                        masked_rec(&prev[0], ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..1)
+                    }
+                    None => matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g),
+                }
                 for (k, z) in s.gates.iter_mut().enumerate() {
                     *z = xp_t[k] + s.rec[k];
                 }

@@ -50,6 +50,8 @@ pub(crate) struct RnnModule {
     pub opts: RnnOptions,
     pub cell: Cell,
     pub states: Option<Vec<Array2<f32>>>,
+    /// Training calls that drew dropout masks so far: with a `seed`, call k's masks come from (seed, k).
+    pub dropout_calls: u64,
 }
 
 impl RnnModule {
@@ -62,6 +64,7 @@ impl RnnModule {
                 w: None,
             },
             states: None,
+            dropout_calls: 0,
         }
     }
 
@@ -242,10 +245,22 @@ impl RnnModule {
             .view()
             .into_shape_with_order((t * b, d))
             .expect("standard layout");
-        let xp = self.cell.project(x2);
+        // Dropout masks of a training call (drawn by forward_train_call, kept in the tape for the backward pass).
+        let masks = tape.as_deref().and_then(|tp| tp.masks.clone());
+        let xp = match masks.as_ref().filter(|m| !m.input.is_empty()) {
+            Some(m) => self.cell.project_masked(x2, &m.input, b),
+            None => self.cell.project(x2),
+        };
         let xp = xp.as_slice().expect("fresh array");
+        let rec_masks = masks
+            .as_ref()
+            .filter(|m| !m.rec.is_empty())
+            .map(|m| m.rec.as_slice());
 
         let mut scratch = self.cell.scratch(b);
+        if rec_masks.is_some() {
+            scratch.hm = vec![0.0; b * u];
+        }
         if let Some(tp) = tape.as_deref_mut() {
             tp.start(
                 &self.cell,
@@ -273,7 +288,8 @@ impl RnnModule {
         for k in 0..t {
             let ti = if self.opts.go_backwards { t - 1 - k } else { k };
             let xp_t = &xp[ti * b * g..(ti + 1) * b * g];
-            self.cell.step(xp_t, &prev, &mut next, &mut scratch, b);
+            self.cell
+                .step(xp_t, &prev, &mut next, &mut scratch, b, rec_masks);
             for bi in 0..b {
                 let keep = mask.is_none_or(|m| m[[bi, ti]]);
                 let row = bi * u..(bi + 1) * u;
@@ -351,7 +367,7 @@ impl RnnModule {
         &mut self,
         ctx: &str,
         call: CallInputs<'_>,
-        tc: &TrainCtx,
+        tc: &mut TrainCtx,
     ) -> Result<(Forward, RnnTape)> {
         self.check_trainable(ctx, tc.training)?;
         let x = call
@@ -359,6 +375,9 @@ impl RnnModule {
             .first()
             .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
         let mut tape = RnnTape::default();
+        if tc.training && x.ndim() == 3 {
+            tape.masks = self.draw_dropout_masks(x.shape()[0], x.shape()[2], tc);
+        }
         let (out, states) = self.run(
             ctx,
             x,
