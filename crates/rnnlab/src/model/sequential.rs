@@ -258,6 +258,19 @@ impl Sequential {
 
     /// Configures training (Keras `model.compile`); see [`Model::compile`]. Works before the model is built.
     ///
+    /// ```
+    /// use rnnlab::{Dense, FitOptions, Loss, Optimizer, Sequential, Tensor, GRU};
+    /// let mut model = Sequential::new();
+    /// model.add(GRU::new(4)).unwrap();
+    /// model.add(Dense::new(1)).unwrap();
+    /// model.compile(Optimizer::rmsprop(0.01), Loss::mse()).unwrap(); // before the input shape is known
+    /// let x = Tensor::full((6, 3, 2), 0.3);
+    /// let y = Tensor::full((6, 1), 0.5);
+    /// let h = model.fit(&x, &y, FitOptions::new().epochs(5).batch_size(3).verbose(0)).unwrap();
+    /// assert!(h.loss()[4] < h.loss()[0]);
+    /// assert!(model.evaluate(&x, &y, 6).unwrap() < h.loss()[0]);
+    /// ```
+    ///
     /// # Errors
     /// An invalid optimizer setting.
     pub fn compile(&self, optimizer: crate::Optimizer, loss: crate::Loss) -> Result<()> {

@@ -1047,7 +1047,8 @@ impl Progress {
             return;
         }
         if self.tty {
-            eprintln!();
+            // Clear the bar: the epoch's summary line below takes its place, as Keras' final bar does.
+            eprint!("\r\x1b[K");
         }
         let el = t0.elapsed();
         let per_step = el.as_secs_f64() * 1000.0 / steps.max(1) as f64;
