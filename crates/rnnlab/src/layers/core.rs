@@ -511,11 +511,7 @@ impl Module for DropoutModule {
             (Some(g), Some(m)) => Some(g * m),
             (g, _) => g,
         };
-        Ok(Backward {
-            inputs: vec![dx],
-            initial_state: vec![],
-            weights: vec![],
-        })
+        Ok(Backward::input_only(dx))
     }
     fn config(&self) -> serde_json::Value {
         json!({"trainable": true, "rate": self.rate, "seed": self.seed, "noise_shape": null})
@@ -605,11 +601,7 @@ impl Module for FlattenModule {
             g.into_shape_with_order(IxDyn(&shape))
                 .expect("same number of elements")
         });
-        Ok(Backward {
-            inputs: vec![dx],
-            initial_state: vec![],
-            weights: vec![],
-        })
+        Ok(Backward::input_only(dx))
     }
     fn config(&self) -> serde_json::Value {
         json!({"trainable": true, "data_format": "channels_last"})
@@ -693,11 +685,7 @@ impl Module for RepeatVectorModule {
             .next()
             .flatten()
             .map(|g| g.sum_axis(Axis(1)));
-        Ok(Backward {
-            inputs: vec![dx],
-            initial_state: vec![],
-            weights: vec![],
-        })
+        Ok(Backward::input_only(dx))
     }
     fn config(&self) -> serde_json::Value {
         json!({"trainable": true, "n": self.n})
@@ -817,11 +805,7 @@ impl Module for MaskingModule {
             }
             g
         });
-        Ok(Backward {
-            inputs: vec![dx],
-            initial_state: vec![],
-            weights: vec![],
-        })
+        Ok(Backward::input_only(dx))
     }
     fn config(&self) -> serde_json::Value {
         json!({"trainable": true, "mask_value": self.mask_value})

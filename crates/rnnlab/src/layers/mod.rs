@@ -78,6 +78,17 @@ pub(crate) struct Backward {
     pub weights: Vec<ArrayD<f32>>,
 }
 
+impl Backward {
+    /// The backward pass of a weightless one-input layer: just the input's gradient.
+    pub(crate) fn input_only(dx: Option<ArrayD<f32>>) -> Backward {
+        Backward {
+            inputs: vec![dx],
+            initial_state: vec![],
+            weights: vec![],
+        }
+    }
+}
+
 /// The context of a recording forward pass: whether it is training (dropout active) and the generator that
 /// layers without their own seed draw dropout masks from.
 pub(crate) struct TrainCtx {

@@ -413,6 +413,55 @@ pub(crate) struct TimeDistributedModule {
     pub inner: Layer,
 }
 
+impl TimeDistributedModule {
+    /// Runs the wrapped layer on `(B·T, ...)` and reshapes its output back to `(B, T, ...)`; with a training
+    /// context the call is recorded and the inner tape returned.
+    fn call_inner(
+        &mut self,
+        call: CallInputs<'_>,
+        tc: Option<&mut TrainCtx>,
+    ) -> Result<(Forward, Option<Tape>)> {
+        let x = &call.inputs[0];
+        let (b, t) = (x.shape()[0], x.shape()[1]);
+        let mut flat_shape = vec![b * t];
+        flat_shape.extend_from_slice(&x.shape()[2..]);
+        let flat = x
+            .to_shape(IxDyn(&flat_shape))
+            .expect("same number of elements")
+            .into_owned();
+        let ictx = self.inner.ctx();
+        let inner_call = CallInputs {
+            inputs: vec![flat.view()],
+            initial_state: vec![],
+            mask: None,
+        };
+        let (f, tape) = match tc {
+            Some(tc) => {
+                let (f, tape) = self.inner.module().forward_train(&ictx, inner_call, tc)?;
+                (f, Some(tape))
+            }
+            None => (self.inner.module().forward(&ictx, inner_call)?, None),
+        };
+        let y = f
+            .outputs
+            .into_iter()
+            .next()
+            .expect("one output, checked at call");
+        let mut shape = vec![b, t];
+        shape.extend_from_slice(&y.shape()[1..]);
+        let y = y
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("same number of elements");
+        Ok((
+            Forward {
+                outputs: vec![y],
+                mask: call.mask.cloned(),
+            },
+            tape,
+        ))
+    }
+}
+
 impl Module for TimeDistributedModule {
     fn class_name(&self) -> &'static str {
         "TimeDistributed"
@@ -460,37 +509,7 @@ impl Module for TimeDistributedModule {
         Ok(vec![out])
     }
     fn forward(&mut self, _ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
-        let x = &call.inputs[0];
-        let (b, t) = (x.shape()[0], x.shape()[1]);
-        let mut flat_shape = vec![b * t];
-        flat_shape.extend_from_slice(&x.shape()[2..]);
-        let flat = x
-            .to_shape(IxDyn(&flat_shape))
-            .expect("same number of elements")
-            .into_owned();
-        let ictx = self.inner.ctx();
-        let f = self.inner.module().forward(
-            &ictx,
-            CallInputs {
-                inputs: vec![flat.view()],
-                initial_state: vec![],
-                mask: None,
-            },
-        )?;
-        let y = f
-            .outputs
-            .into_iter()
-            .next()
-            .expect("one output, checked at call");
-        let mut shape = vec![b, t];
-        shape.extend_from_slice(&y.shape()[1..]);
-        let y = y
-            .into_shape_with_order(IxDyn(&shape))
-            .expect("same number of elements");
-        Ok(Forward {
-            outputs: vec![y],
-            mask: call.mask.cloned(),
-        })
+        Ok(self.call_inner(call, None)?.0)
     }
     fn forward_train(
         &mut self,
@@ -498,41 +517,10 @@ impl Module for TimeDistributedModule {
         call: CallInputs<'_>,
         tc: &mut TrainCtx,
     ) -> Result<(Forward, Tape)> {
-        let x = &call.inputs[0];
-        let (b, t) = (x.shape()[0], x.shape()[1]);
-        let mut flat_shape = vec![b * t];
-        flat_shape.extend_from_slice(&x.shape()[2..]);
-        let flat = x
-            .to_shape(IxDyn(&flat_shape))
-            .expect("same number of elements")
-            .into_owned();
-        let ictx = self.inner.ctx();
-        let (f, inner_tape) = self.inner.module().forward_train(
-            &ictx,
-            CallInputs {
-                inputs: vec![flat.view()],
-                initial_state: vec![],
-                mask: None,
-            },
-            tc,
-        )?;
-        let y = f
-            .outputs
-            .into_iter()
-            .next()
-            .expect("one output, checked at call");
-        let mut shape = vec![b, t];
-        shape.extend_from_slice(&y.shape()[1..]);
-        let y = y
-            .into_shape_with_order(IxDyn(&shape))
-            .expect("same number of elements");
-        Ok((
-            Forward {
-                outputs: vec![y],
-                mask: call.mask.cloned(),
-            },
-            Box::new((inner_tape, x.shape().to_vec())),
-        ))
+        let in_shape = call.inputs[0].shape().to_vec();
+        let (f, inner_tape) = self.call_inner(call, Some(tc))?;
+        let inner_tape = inner_tape.expect("recorded when training");
+        Ok((f, Box::new((inner_tape, in_shape))))
     }
     fn backward(
         &mut self,

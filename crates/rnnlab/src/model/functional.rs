@@ -73,6 +73,44 @@ impl<const N: usize> ModelInputs for [Tensor; N] {
     }
 }
 
+/// The value (and mask) of every symbolic tensor computed so far in one execution.
+pub(crate) type Values = HashMap<(u64, usize), (ArrayD<f32>, Option<Mask>)>;
+
+/// The values a node consumes: its inputs, then its initial states.
+#[allow(clippy::type_complexity)]
+pub(crate) fn node_args<'a>(
+    values: &'a Values,
+    node: &Node,
+) -> Result<(
+    Vec<&'a (ArrayD<f32>, Option<Mask>)>,
+    Vec<&'a (ArrayD<f32>, Option<Mask>)>,
+)> {
+    let get = |t: &SymbolicTensor| {
+        values
+            .get(&t.key())
+            .ok_or_else(|| Error::Graph(format!("internal: value of {t:?} missing")))
+    };
+    let ins = node.inputs.iter().map(get).collect::<Result<Vec<_>>>()?;
+    let sts = node
+        .initial_state
+        .iter()
+        .map(get)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ins, sts))
+}
+
+/// Stores a node's outputs. The mask follows the sequence outputs (rank >= 3), not the state tensors.
+pub(crate) fn store_outputs(values: &mut Values, node_id: u64, f: crate::layers::Forward) {
+    for (i, out) in f.outputs.into_iter().enumerate() {
+        let m = if out.ndim() >= 3 {
+            f.mask.clone()
+        } else {
+            None
+        };
+        values.insert((node_id, i), (out, m));
+    }
+}
+
 /// What a layer call receives, captured during an execution (used by traces).
 pub(crate) struct NodeInputs {
     pub inputs: Vec<ArrayD<f32>>,
@@ -485,7 +523,7 @@ impl Model {
     /// Runs the nodes in order. Values (and masks) are kept per symbolic tensor until the end of the call.
     fn execute(&self, arrays: &[&Tensor], stop_at: Option<u64>) -> Result<Executed> {
         self.check_inputs(arrays)?;
-        let mut values: HashMap<(u64, usize), (ArrayD<f32>, Option<Mask>)> = HashMap::new();
+        let mut values: Values = HashMap::new();
         for (t, a) in self.inputs.iter().zip(arrays) {
             values.insert(t.key(), (a.0.clone(), None));
         }
@@ -494,17 +532,7 @@ impl Model {
             if (node.is_input || fed) && stop_at != Some(node.id) {
                 continue;
             }
-            let get = |t: &SymbolicTensor| -> Result<&(ArrayD<f32>, Option<Mask>)> {
-                values
-                    .get(&t.key())
-                    .ok_or_else(|| Error::Graph(format!("internal: value of {t:?} missing")))
-            };
-            let ins = node.inputs.iter().map(get).collect::<Result<Vec<_>>>()?;
-            let sts = node
-                .initial_state
-                .iter()
-                .map(get)
-                .collect::<Result<Vec<_>>>()?;
+            let (ins, sts) = node_args(&values, node)?;
             if stop_at == Some(node.id) {
                 return Ok(Executed::Captured(NodeInputs {
                     inputs: ins.iter().map(|v| v.0.clone()).collect(),
@@ -521,15 +549,7 @@ impl Model {
                     mask: ins.first().and_then(|v| v.1.as_ref()),
                 },
             )?;
-            for (i, out) in f.outputs.into_iter().enumerate() {
-                // The mask follows the sequence outputs (rank >= 3), not the state tensors.
-                let m = if out.ndim() >= 3 {
-                    f.mask.clone()
-                } else {
-                    None
-                };
-                values.insert((node.id, i), (out, m));
-            }
+            store_outputs(&mut values, node.id, f);
         }
         let outs = self
             .outputs

@@ -1,6 +1,6 @@
 //! Models: the symbolic graph ([`Input`], [`SymbolicTensor`]), the Functional [`Model`] and [`Sequential`].
 
-mod functional;
+pub(crate) mod functional;
 pub(crate) mod graph;
 mod sequential;
 

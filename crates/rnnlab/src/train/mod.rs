@@ -32,8 +32,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::error::{Error, Result};
-use crate::layers::{CallInputs, DenseModule, DenseTape, Mask, Tape, TrainCtx};
-use crate::model::graph::{Node, SymbolicTensor};
+use crate::layers::{CallInputs, DenseModule, DenseTape, Tape, TrainCtx};
+use crate::model::functional::{node_args, store_outputs, Values};
+use crate::model::graph::Node;
 use crate::model::{Model, ModelInputs};
 use crate::tensor::Tensor;
 
@@ -370,7 +371,7 @@ impl fmt::Display for History {
 
 /// Values and tapes of one recorded forward pass.
 struct Recorded {
-    values: HashMap<(u64, usize), (ArrayD<f32>, Option<Mask>)>,
+    values: Values,
     tapes: Vec<(Arc<Node>, Tape)>,
 }
 
@@ -469,7 +470,7 @@ impl Model {
     /// Runs the graph recording tapes (training mode when `tc.training`).
     fn forward_record(&self, arrays: &[&Tensor], tc: &mut TrainCtx) -> Result<Recorded> {
         self.check_inputs(arrays)?;
-        let mut values: HashMap<(u64, usize), (ArrayD<f32>, Option<Mask>)> = HashMap::new();
+        let mut values: Values = HashMap::new();
         for (t, a) in self.inputs.iter().zip(arrays) {
             values.insert(t.key(), (a.0.clone(), None));
         }
@@ -479,17 +480,7 @@ impl Model {
             if node.is_input || fed {
                 continue;
             }
-            let get = |t: &SymbolicTensor| {
-                values
-                    .get(&t.key())
-                    .ok_or_else(|| Error::Graph(format!("internal: value of {t:?} missing")))
-            };
-            let ins = node.inputs.iter().map(get).collect::<Result<Vec<_>>>()?;
-            let sts = node
-                .initial_state
-                .iter()
-                .map(get)
-                .collect::<Result<Vec<_>>>()?;
+            let (ins, sts) = node_args(&values, node)?;
             let ctx = node.layer.ctx();
             let (f, tape) = node.layer.module().forward_train(
                 &ctx,
@@ -500,14 +491,7 @@ impl Model {
                 },
                 tc,
             )?;
-            for (i, out) in f.outputs.into_iter().enumerate() {
-                let m = if out.ndim() >= 3 {
-                    f.mask.clone()
-                } else {
-                    None
-                };
-                values.insert((node.id, i), (out, m));
-            }
+            store_outputs(&mut values, node.id, f);
             tapes.push((node.clone(), tape));
         }
         Ok(Recorded { values, tapes })

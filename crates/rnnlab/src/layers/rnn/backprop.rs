@@ -590,8 +590,8 @@ mod tests {
             .collect()
     }
 
-    /// L = Σ seq ⊙ G + Σ states ⊙ G_s, evaluated with the masks of call 0.
-    fn loss(m: &mut RnnModule, x: &ArrayD<f32>, g: &[ArrayD<f32>]) -> f64 {
+    /// A training call with the masks of call 0 (the test rewinds the seeded layer's call count).
+    fn call0(m: &mut RnnModule, x: &ArrayD<f32>) -> (crate::layers::Forward, RnnTape) {
         m.dropout_calls = 0;
         let mut tc = TrainCtx {
             training: true,
@@ -602,7 +602,12 @@ mod tests {
             initial_state: vec![],
             mask: None,
         };
-        let (f, _) = m.forward_train_call("t", call, &mut tc).unwrap();
+        m.forward_train_call("t", call, &mut tc).unwrap()
+    }
+
+    /// L = Σ seq ⊙ G + Σ states ⊙ G_s.
+    fn loss(m: &mut RnnModule, x: &ArrayD<f32>, g: &[ArrayD<f32>]) -> f64 {
+        let (f, _) = call0(m, x);
         f.outputs
             .iter()
             .zip(g)
@@ -648,17 +653,7 @@ mod tests {
             })
             .collect();
         // Analytic.
-        m.dropout_calls = 0;
-        let mut tc = TrainCtx {
-            training: true,
-            rng: rand::rngs::StdRng::seed_from_u64(0),
-        };
-        let call = CallInputs {
-            inputs: vec![x.view()],
-            initial_state: vec![],
-            mask: None,
-        };
-        let (_, tape) = m.forward_train_call("t", call, &mut tc).unwrap();
+        let (_, tape) = call0(&mut m, &x);
         let masks = tape.masks.clone().unwrap();
         assert!(
             masks

@@ -345,21 +345,7 @@ impl RnnModule {
     }
 
     pub(crate) fn forward_call(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
-        let x = call
-            .inputs
-            .first()
-            .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
-        let (out, states) = self.run(ctx, x, &call.initial_state, call.mask, None, None)?;
-        let mask = if self.opts.return_sequences {
-            call.mask.cloned()
-        } else {
-            None
-        };
-        let mut outputs = vec![out];
-        if self.opts.return_state {
-            outputs.extend(states.into_iter().map(|s| s.into_dyn()));
-        }
-        Ok(Forward { outputs, mask })
+        self.call_with_tape(ctx, call, None)
     }
 
     /// The recording forward pass: `[output, states...]` as `forward_call` returns them, and the tape.
@@ -370,22 +356,26 @@ impl RnnModule {
         tc: &mut TrainCtx,
     ) -> Result<(Forward, RnnTape)> {
         self.check_trainable(ctx, tc.training)?;
+        let mut tape = RnnTape::default();
+        if let Some(x) = call.inputs.first().filter(|x| tc.training && x.ndim() == 3) {
+            tape.masks = self.draw_dropout_masks(x.shape()[0], x.shape()[2], tc);
+        }
+        let f = self.call_with_tape(ctx, call, Some(&mut tape))?;
+        Ok((f, tape))
+    }
+
+    /// One call: `[output, states...]` (states only with return_state), recording into `tape` if given.
+    fn call_with_tape(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        tape: Option<&mut RnnTape>,
+    ) -> Result<Forward> {
         let x = call
             .inputs
             .first()
             .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
-        let mut tape = RnnTape::default();
-        if tc.training && x.ndim() == 3 {
-            tape.masks = self.draw_dropout_masks(x.shape()[0], x.shape()[2], tc);
-        }
-        let (out, states) = self.run(
-            ctx,
-            x,
-            &call.initial_state,
-            call.mask,
-            None,
-            Some(&mut tape),
-        )?;
+        let (out, states) = self.run(ctx, x, &call.initial_state, call.mask, None, tape)?;
         let mask = if self.opts.return_sequences {
             call.mask.cloned()
         } else {
@@ -395,7 +385,7 @@ impl RnnModule {
         if self.opts.return_state {
             outputs.extend(states.into_iter().map(|s| s.into_dyn()));
         }
-        Ok((Forward { outputs, mask }, tape))
+        Ok(Forward { outputs, mask })
     }
 
     /// The full Keras config of the layer (RNN options + cell arguments), without the name.
