@@ -109,6 +109,73 @@ struct BidirectionalTape {
     halves: Option<(ArrayD<f32>, ArrayD<f32>)>,
 }
 
+impl BidirectionalModule {
+    /// Runs both directions and merges them; with a training context both calls are recorded.
+    fn call_both(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        tc: Option<&mut TrainCtx>,
+    ) -> Result<(Forward, Option<BidirectionalTape>)> {
+        let n = self.fwd.cell.n_states();
+        if !call.initial_state.is_empty() && call.initial_state.len() != 2 * n {
+            return Err(Error::invalid(
+                ctx,
+                "initial_state",
+                format!(
+                    "{} arrays: the forward layer's {n} state(s), then the backward layer's",
+                    2 * n
+                ),
+                call.initial_state.len(),
+            ));
+        }
+        let (fs, bs) = call.initial_state.split_at(call.initial_state.len() / 2);
+        fn half<'a>(
+            call: &'a CallInputs<'_>,
+            st: &'a [ndarray::ArrayViewD<'_, f32>],
+        ) -> CallInputs<'a> {
+            CallInputs {
+                inputs: call.inputs.iter().map(|v| v.view()).collect(),
+                initial_state: st.iter().map(|v| v.view()).collect(),
+                mask: call.mask,
+            }
+        }
+        let (f, b, tapes) = match tc {
+            Some(tc) => {
+                let (f, ft) = self.fwd.forward_train_call(ctx, half(&call, fs), tc)?;
+                let (b, bt) = self.bwd.forward_train_call(ctx, half(&call, bs), tc)?;
+                (f, b, Some((ft, bt)))
+            }
+            None => (
+                self.fwd.forward_call(ctx, half(&call, fs))?,
+                self.bwd.forward_call(ctx, half(&call, bs))?,
+                None,
+            ),
+        };
+        let mut fo = f.outputs.into_iter();
+        let mut bo = b.outputs.into_iter();
+        let y = fo.next().expect("output");
+        let mut y_rev = bo.next().expect("output");
+        if self.fwd.opts.return_sequences {
+            // The backward copy returns its sequence in processing order; flip it so time steps line up.
+            y_rev.invert_axis(Axis(1));
+            y_rev = y_rev.as_standard_layout().into_owned();
+        }
+        let halves =
+            (tapes.is_some() && self.merge == MergeMode::Mul).then(|| (y.clone(), y_rev.clone()));
+        let mut outputs = self.merge_arrays(y, y_rev);
+        outputs.extend(fo);
+        outputs.extend(bo);
+        let mask = if self.fwd.opts.return_sequences {
+            call.mask.cloned()
+        } else {
+            None
+        };
+        let tape = tapes.map(|(fwd, bwd)| BidirectionalTape { fwd, bwd, halves });
+        Ok((Forward { outputs, mask }, tape))
+    }
+}
+
 impl Module for BidirectionalModule {
     fn class_name(&self) -> &'static str {
         "Bidirectional"
@@ -157,37 +224,7 @@ impl Module for BidirectionalModule {
         Ok(v)
     }
     fn forward(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
-        let x = call
-            .inputs
-            .first()
-            .ok_or_else(|| Error::invalid(ctx, "sequences", "1 input", "none"))?;
-        let n = self.fwd.cell.n_states();
-        if !call.initial_state.is_empty() && call.initial_state.len() != 2 * n {
-            return Err(Error::invalid(
-                ctx,
-                "initial_state",
-                format!("{} arrays", 2 * n),
-                call.initial_state.len(),
-            ));
-        }
-        let (fs, bs) = call.initial_state.split_at(call.initial_state.len() / 2);
-        let (y, f_states) = self.fwd.run(ctx, x, fs, call.mask, None, None)?;
-        let (mut y_rev, b_states) = self.bwd.run(ctx, x, bs, call.mask, None, None)?;
-        if self.fwd.opts.return_sequences {
-            // The backward copy returns its sequence in processing order; flip it so time steps line up.
-            y_rev.invert_axis(Axis(1));
-        }
-        let mut outputs = self.merge_arrays(y, y_rev);
-        if self.fwd.opts.return_state {
-            outputs.extend(f_states.into_iter().map(|s| s.into_dyn()));
-            outputs.extend(b_states.into_iter().map(|s| s.into_dyn()));
-        }
-        let mask = if self.fwd.opts.return_sequences {
-            call.mask.cloned()
-        } else {
-            None
-        };
-        Ok(Forward { outputs, mask })
+        Ok(self.call_both(ctx, call, None)?.0)
     }
     fn forward_train(
         &mut self,
@@ -195,53 +232,8 @@ impl Module for BidirectionalModule {
         call: CallInputs<'_>,
         tc: &mut TrainCtx,
     ) -> Result<(Forward, Tape)> {
-        let n = self.fwd.cell.n_states();
-        if !call.initial_state.is_empty() && call.initial_state.len() != 2 * n {
-            return Err(Error::invalid(
-                ctx,
-                "initial_state",
-                format!("{} arrays", 2 * n),
-                call.initial_state.len(),
-            ));
-        }
-        let (fs, bs) = call.initial_state.split_at(call.initial_state.len() / 2);
-        let fcall = CallInputs {
-            inputs: call.inputs.iter().map(|v| v.view()).collect(),
-            initial_state: fs.iter().map(|v| v.view()).collect(),
-            mask: call.mask,
-        };
-        let (f, ftape) = self.fwd.forward_train_call(ctx, fcall, tc)?;
-        let bcall = CallInputs {
-            inputs: call.inputs.iter().map(|v| v.view()).collect(),
-            initial_state: bs.iter().map(|v| v.view()).collect(),
-            mask: call.mask,
-        };
-        let (b, btape) = self.bwd.forward_train_call(ctx, bcall, tc)?;
-        let mut fo = f.outputs.into_iter();
-        let mut bo = b.outputs.into_iter();
-        let y = fo.next().expect("output");
-        let mut y_rev = bo.next().expect("output");
-        if self.fwd.opts.return_sequences {
-            y_rev.invert_axis(Axis(1));
-            y_rev = y_rev.as_standard_layout().into_owned();
-        }
-        let halves = (self.merge == MergeMode::Mul).then(|| (y.clone(), y_rev.clone()));
-        let mut outputs = self.merge_arrays(y, y_rev);
-        outputs.extend(fo);
-        outputs.extend(bo);
-        let mask = if self.fwd.opts.return_sequences {
-            call.mask.cloned()
-        } else {
-            None
-        };
-        Ok((
-            Forward { outputs, mask },
-            Box::new(BidirectionalTape {
-                fwd: ftape,
-                bwd: btape,
-                halves,
-            }),
-        ))
+        let (f, tape) = self.call_both(ctx, call, Some(tc))?;
+        Ok((f, Box::new(tape.expect("recorded when training"))))
     }
     fn backward(
         &mut self,
