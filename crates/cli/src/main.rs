@@ -71,7 +71,7 @@ enum Command {
         seed: Option<u64>,
         /// Hold out this fraction of the samples (the last ones) and report val_loss after every epoch.
         #[arg(long, default_value_t = 0.0)]
-        validation_split: f32,
+        validation_split: f64,
         /// Where to save the trained model (.keras, with its compile_config).
         #[arg(long, short)]
         out: PathBuf,
@@ -334,7 +334,7 @@ fn fit(
     batch_size: usize,
     shuffle: bool,
     seed: Option<u64>,
-    validation_split: f32,
+    validation_split: f64,
     out: &Path,
     history_path: Option<&Path>,
 ) -> Result<(), Failure> {

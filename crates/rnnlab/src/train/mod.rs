@@ -219,7 +219,7 @@ pub struct FitOptions {
     batch_size: usize,
     shuffle: bool,
     seed: Option<u64>,
-    validation_split: f32,
+    validation_split: f64,
     validation_data: Option<(Vec<Tensor>, Vec<Tensor>)>,
     verbose: u8,
 }
@@ -265,7 +265,7 @@ impl FitOptions {
         self
     }
     /// Hold out this fraction of the samples (the last ones, before shuffling, as Keras does) for validation.
-    pub fn validation_split(mut self, fraction: f32) -> Self {
+    pub fn validation_split(mut self, fraction: f64) -> Self {
         self.validation_split = fraction;
         self
     }
@@ -787,7 +787,8 @@ impl Model {
         }
         // Keras: the validation samples are the last ones, taken before any shuffling.
         let split = if options.validation_split > 0.0 {
-            ((n as f64) * (1.0 - f64::from(options.validation_split))).floor() as usize
+            // In double, as Keras computes `int(n * (1 - split))` (0.3 as f32 would give 6 of 10, not 7).
+            ((n as f64) * (1.0 - options.validation_split)).floor() as usize
         } else {
             n
         };
