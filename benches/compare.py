@@ -10,8 +10,8 @@ Not part of the Rust tests (it needs TensorFlow/Keras, and optionally PyTorch):
     python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--train] [--shape lstm:32,100,64,128 ...]
 
 It runs `rnnlab bench --json` first, then each reference on the same shapes with the same thread count, and prints
-median ms per forward pass and rnnlab's speed-up against each (>1 means rnnlab is faster). rnnlab runs on one
-thread, so compare with --threads 1 for like against like.
+median ms per forward pass and rnnlab's speed-up against each (>1 means rnnlab is faster). rnnlab's predict splits
+the batch over --threads threads (rnnlab::set_num_threads); its training steps use one thread.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -106,7 +106,8 @@ def main():
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "rnnlab.json")
-        cmd = [args.rnnlab, "bench", "--json", path] + (["--train"] if args.train else []) + sum(
+        cmd = [args.rnnlab, "bench", "--json", path, "--threads", str(args.threads)] + (
+            ["--train"] if args.train else []) + sum(
             (["--shape", s] for s in shapes), [])
         subprocess.run(cmd, check=True)
         ours = json.load(open(path))

@@ -283,6 +283,34 @@ fn bench_prints_a_table_and_writes_json() {
         .iter()
         .all(|r| r["mode"] == "train" && r["median_ms"].as_f64().unwrap() > 0.0));
 
+    // --threads: the same table, the thread count in it and in the JSON.
+    let out = rnnlab()
+        .args([
+            "bench",
+            "--threads",
+            "2",
+            "--shape",
+            "lstm:8,20,16,32",
+            "--min-runs",
+            "1",
+            "--seconds",
+            "0",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["threads"], 2);
+    let bad0 = rnnlab().args(["bench", "--threads", "0"]).output().unwrap();
+    assert_eq!(bad0.status.code(), Some(2));
+
     let bad = rnnlab()
         .args(["bench", "--shape", "lstm:1,2"])
         .output()

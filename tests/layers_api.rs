@@ -2864,3 +2864,62 @@ fn set_weights_accepts_arrays_in_any_memory_layout() {
         .unwrap();
     assert_eq!(lstm.apply(&x).unwrap(), y0);
 }
+
+#[test]
+fn splitting_the_batch_over_threads_gives_identical_bits() {
+    // set_num_threads is process-wide; other tests running meanwhile are unaffected in their results because the
+    // split is exact, which is what this test checks.
+    let mk = |shape: &[usize], seed: u64| {
+        let n: usize = shape.iter().product();
+        let mut s = seed;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::new(shape.to_vec(), v).unwrap()
+    };
+    let mut x = mk(&[9, 40, 16], 1).to_vec();
+    for t in 30..40 {
+        for f in 0..16 {
+            x[(2 * 40 + t) * 16 + f] = 0.0; // a padded sample for the mask
+        }
+    }
+    let x = Tensor::new(vec![9, 40, 16], x).unwrap();
+    let layers: Vec<Layer> = vec![
+        LSTM::new(64)
+            .return_sequences(true)
+            .return_state(true)
+            .into(),
+        GRU::new(64).return_state(true).go_backwards(true).into(),
+        GRU::new(64)
+            .reset_after(false)
+            .return_sequences(true)
+            .into(),
+        SimpleRNN::new(64).return_state(true).into(),
+    ];
+    for layer in layers {
+        let inp = Input::new((40, 16));
+        let m = Masking::new(0.0).call(&inp).unwrap();
+        let outs = layer.call_all(&m).unwrap();
+        let model = Model::new(&inp, &outs).unwrap();
+        rnnlab::set_num_threads(1);
+        let one = model.predict_all(&x).unwrap();
+        rnnlab::set_num_threads(3);
+        let three = model.predict_all(&x).unwrap();
+        rnnlab::set_num_threads(1);
+        assert_eq!(one, three, "{}: threads change nothing", layer.class_name());
+    }
+    // With an initial state, through the eager call.
+    let lstm = LSTM::new(64).return_state(true);
+    let (h, c) = (mk(&[9, 64], 2), mk(&[9, 64], 3));
+    rnnlab::set_num_threads(1);
+    let one = lstm.apply_all_with_state(&x, &[&h, &c]).unwrap();
+    rnnlab::set_num_threads(2);
+    let two = lstm.apply_all_with_state(&x, &[&h, &c]).unwrap();
+    rnnlab::set_num_threads(1);
+    assert_eq!(one, two);
+}

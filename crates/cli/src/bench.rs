@@ -373,7 +373,7 @@ pub fn table(results: &[Measurement], peak: f64, threads: usize) -> String {
             m.max_ms,
             1000.0 / m.median_ms,
             m.gflops(),
-            100.0 * m.gflops() / peak,
+            100.0 * m.gflops() / (peak * threads as f64),
             threads
         ));
     }

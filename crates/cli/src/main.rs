@@ -109,6 +109,10 @@ enum Command {
         /// on one batch (forward, backpropagation through time, update).
         #[arg(long)]
         train: bool,
+        /// Threads a recurrent layer may split its batch over in predict (`rnnlab::set_num_threads`; results are
+        /// bit-identical to one thread). Training steps run on one thread.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// An interactive Rust session with rnnlab's prelude imported (history, completion, :help).
     Repl {
@@ -548,7 +552,11 @@ fn bench_cmd(
     seconds: f64,
     json: Option<&Path>,
     train: bool,
+    threads: usize,
 ) -> Result<(), Failure> {
+    if threads == 0 {
+        return Err(bad("--threads must be at least 1".into()));
+    }
     let mode = if train {
         bench::Mode::Train
     } else {
@@ -573,8 +581,8 @@ fn bench_cmd(
             "--seconds must be a non-negative number, got {seconds}"
         )));
     }
-    // rnnlab's forward pass runs on one thread.
-    let threads = 1;
+    rnnlab::set_num_threads(threads);
+    let threads = if train { 1 } else { threads };
     if let Some(load) = bench::load_average() {
         if load > 0.5 {
             eprintln!(
@@ -588,7 +596,7 @@ fn bench_cmd(
     } else {
         "forward pass of one layer, predict()"
     };
-    println!("FMA peak probe: {peak:.1} GFLOP/s on one core ({isa}); float32; {what}");
+    println!("FMA peak probe: {peak:.1} GFLOP/s on one core ({isa}); % peak is of {threads} core(s); float32; {what}");
     let mut results = Vec::new();
     for case in cases {
         results.push(bench::measure(case, mode, min_runs, seconds)?);
@@ -693,7 +701,15 @@ fn main() -> ExitCode {
             seconds,
             json,
             train,
-        } => bench_cmd(shapes, *min_runs, *seconds, json.as_deref(), *train),
+            threads,
+        } => bench_cmd(
+            shapes,
+            *min_runs,
+            *seconds,
+            json.as_deref(),
+            *train,
+            *threads,
+        ),
         Command::Repl {
             no_readline,
             rnnlab_path,

@@ -54,6 +54,29 @@ pub use tensor::{Shape, Tensor};
 pub use trace::{Direction, Trace};
 pub use train::{Compile, FitOptions, History, Loss, Optimizer};
 
+/// Lets recurrent layers split a large batch over `n` threads in `predict` (default 1). The results are bit for
+/// bit those of one thread: every sample is computed by the same code in the same order.
+///
+/// ```
+/// use rnnlab::{num_threads, set_num_threads};
+/// set_num_threads(2);
+/// assert_eq!(num_threads(), 2);
+/// set_num_threads(1);
+/// ```
+pub fn set_num_threads(n: usize) {
+    process::state()
+        .threads
+        .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The number of threads set by [`set_num_threads`] (1 by default).
+pub fn num_threads() -> usize {
+    process::state()
+        .threads
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(1)
+}
+
 /// Everything a notebook needs: `use rnnlab::prelude::*;`.
 pub mod prelude {
     pub use crate::{

@@ -24,6 +24,8 @@ pub(crate) struct ProcessState {
     pub names: Mutex<Option<HashMap<String, usize>>>,
     /// The generator unseeded initializers draw their sub-seeds from.
     pub rng: Mutex<Option<StdRng>>,
+    /// Threads a recurrent forward pass may split its batch over (`set_num_threads`); 0 means 1.
+    pub threads: std::sync::atomic::AtomicUsize,
 }
 
 /// The variable that holds the address. Differs between crate versions and layouts, which could not share it.
@@ -64,6 +66,7 @@ pub(crate) fn state() -> &'static ProcessState {
             next_id: AtomicU64::new(1),
             names: Mutex::new(None),
             rng: Mutex::new(None),
+            threads: std::sync::atomic::AtomicUsize::new(0),
         }));
         // Once per process, before the first layer exists; see the module docs for why an environment variable.
         std::env::set_var(

@@ -345,7 +345,90 @@ impl RnnModule {
     }
 
     pub(crate) fn forward_call(&mut self, ctx: &str, call: CallInputs<'_>) -> Result<Forward> {
+        let threads = crate::num_threads();
+        if threads > 1 && !self.opts.stateful && self.worth_splitting(&call, threads) {
+            return self.forward_split(ctx, call, threads);
+        }
         self.call_with_tape(ctx, call, None)
+    }
+
+    /// Whether a call is large enough for threads to pay off: at least two samples per thread and about a
+    /// million multiply-adds per thread.
+    fn worth_splitting(&self, call: &CallInputs<'_>, threads: usize) -> bool {
+        let Some(x) = call.inputs.first().filter(|x| x.ndim() == 3) else {
+            return false;
+        };
+        let (b, t, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        let work = b * t * (d + self.cell.cfg.units) * self.cell.gate_width();
+        self.cell.input_dim() == Some(d) && b >= 2 * threads && work >= threads << 20
+    }
+
+    /// Runs contiguous slices of the batch on `threads` threads, each on a copy of the layer, and joins the
+    /// outputs along the batch. Samples never interact, so the result is bit-identical to one thread.
+    fn forward_split(
+        &mut self,
+        ctx: &str,
+        call: CallInputs<'_>,
+        threads: usize,
+    ) -> Result<Forward> {
+        let b = call.inputs[0].shape()[0];
+        let chunk = b.div_ceil(threads);
+        let ranges: Vec<std::ops::Range<usize>> = (0..b)
+            .step_by(chunk)
+            .map(|s| s..(s + chunk).min(b))
+            .collect();
+        let masks: Vec<Option<Mask>> = ranges
+            .iter()
+            .map(|r| {
+                call.mask
+                    .map(|m| m.slice(ndarray::s![r.clone(), ..]).to_owned())
+            })
+            .collect();
+        let results: Vec<Result<Forward>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .iter()
+                .zip(&masks)
+                .map(|(r, m)| {
+                    let mut copy = self.clone();
+                    let part = CallInputs {
+                        inputs: call
+                            .inputs
+                            .iter()
+                            .map(|v| v.slice_axis(Axis(0), r.clone().into()))
+                            .collect(),
+                        initial_state: call
+                            .initial_state
+                            .iter()
+                            .map(|v| v.slice_axis(Axis(0), r.clone().into()))
+                            .collect(),
+                        mask: m.as_ref(),
+                    };
+                    scope.spawn(move || copy.call_with_tape(ctx, part, None))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Graph(format!("{ctx}: a worker thread panicked")))
+                    })
+                })
+                .collect()
+        });
+        let parts = results.into_iter().collect::<Result<Vec<Forward>>>()?;
+        let n_out = parts[0].outputs.len();
+        let outputs = (0..n_out)
+            .map(|i| {
+                let views: Vec<_> = parts.iter().map(|p| p.outputs[i].view()).collect();
+                ndarray::concatenate(Axis(0), &views).expect("same trailing shape")
+            })
+            .collect();
+        let mask = if self.opts.return_sequences {
+            call.mask.cloned()
+        } else {
+            None
+        };
+        Ok(Forward { outputs, mask })
     }
 
     /// The recording forward pass: `[output, states...]` as `forward_call` returns them, and the tape.
