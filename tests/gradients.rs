@@ -9,24 +9,13 @@
 //! Differences are taken on the loss `evaluate` computes (inference mode), which is the training loss here because
 //! no model below has active dropout; Dropout is checked separately against its own mask.
 
+mod common;
+
 use rnnlab::prelude::*;
 use rnnlab::{Compile, Result};
 
-/// Deterministic pseudo-random values in [-1, 1).
 fn data(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::new(shape.to_vec(), v).unwrap()
+    common::lcg_tensor(shape, seed)
 }
 
 fn one_hot(labels: &[usize], classes: usize, shape: &[usize]) -> Tensor {

@@ -21,6 +21,8 @@
 //! threads. So every test takes the `NAMES` lock: shared for ordinary tests, exclusive for the one test that
 //! asserts automatic names (`automatic_names_follow_keras_global_counters`).
 
+mod common;
+
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rnnlab::ndarray::{concatenate, s, Axis};
@@ -2869,19 +2871,7 @@ fn set_weights_accepts_arrays_in_any_memory_layout() {
 fn splitting_the_batch_over_threads_gives_identical_bits() {
     // set_num_threads is process-wide; other tests running meanwhile are unaffected in their results because the
     // split is exact, which is what this test checks.
-    let mk = |shape: &[usize], seed: u64| {
-        let n: usize = shape.iter().product();
-        let mut s = seed;
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::new(shape.to_vec(), v).unwrap()
-    };
+    let mk = common::lcg_tensor;
     let mut x = mk(&[9, 40, 16], 1).to_vec();
     for t in 30..40 {
         for f in 0..16 {

@@ -2,21 +2,13 @@
 //! reproducibility with seeds, saving, and errors on bad input. Expected values here are properties (equalities
 //! between two computations, or the error text), not numbers from elsewhere.
 
+mod common;
+
 use rnnlab::prelude::*;
 use rnnlab::{Compile, Result};
 
 fn data(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed;
-    let v = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::new(shape.to_vec(), v).unwrap()
+    common::lcg_tensor(shape, seed)
 }
 
 /// A small LSTM regressor with fixed weights.

@@ -76,3 +76,21 @@ pub fn npy_bytes_with_header(descr: &str, shape: &str, payload: &[u8]) -> Vec<u8
     bytes.extend(payload);
     bytes
 }
+
+/// Deterministic pseudo-random values in [-1, 1) (a linear congruential generator), independent of rnnlab's
+/// own generators: test data that is the same on every run and in every test.
+pub fn lcg_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::new(shape.to_vec(), v).unwrap()
+}
