@@ -334,7 +334,7 @@ impl History {
         crate::plot::plot_curves(&curves, "Training history")
     }
 
-    /// Renders inline in Jupyter (evcxr) as a table of the per-epoch values.
+    /// Renders inline in Jupyter (evcxr) as a table of the per-epoch values (HTML, and text for other front ends).
     pub fn evcxr_display(&self) {
         let mut html = String::from("<table><tr><th>epoch</th>");
         for k in &self.keys {
@@ -350,6 +350,8 @@ impl History {
         }
         html.push_str("</table>");
         println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
+        // The text table too, for front ends without HTML (the REPL, nbconvert to text).
+        println!("EVCXR_BEGIN_CONTENT text/plain\n{self}\nEVCXR_END_CONTENT");
     }
 }
 
