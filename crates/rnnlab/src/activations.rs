@@ -64,26 +64,7 @@ pub const ACTIVATION_NAMES: &[&str] = &[
     "exponential",
 ];
 
-/// `exp` rounded once to float32 (computed in f64): the correctly rounded value that a good libm returns.
-#[inline]
-fn exp32(x: f32) -> f32 {
-    f64::from(x).exp() as f32
-}
-
-/// `tanh` rounded once to float32.
-#[inline]
-fn tanh32(x: f32) -> f32 {
-    f64::from(x).tanh() as f32
-}
-
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    // TensorFlow's CPU sigmoid is Eigen's scalar_logistic_op<float>: e = exp(min(x, 16.6355324)); e / (1 + e),
-    // in float32. Keras' printed digits depend on it: with this formula the tutorial LSTM gives Keras 3's
-    // c = 0.05020291, where 1 / (1 + exp(-x)) gives 0.05020292.
-    let e = exp32(x.min(16.635_532));
-    e / (1.0 + e)
-}
+use crate::vmath::{exp32, sigmoid32 as sigmoid, tanh32};
 
 impl Activation {
     /// Looks an activation up by its Keras name (`"tanh"`, `"hard_sigmoid"`, `"linear"`, ...).
@@ -166,11 +147,18 @@ impl Activation {
     pub fn apply_row(&self, row: &mut [f32]) {
         match self {
             Activation::Linear => {}
+            // The hot ones (every LSTM/GRU gate) run vectorised; the bits equal `apply_scalar`'s.
+            Activation::Tanh => crate::vmath::tanh_slice(row),
+            Activation::Sigmoid => crate::vmath::sigmoid_slice(row),
+            Activation::Exponential => crate::vmath::exp_slice(row),
             Activation::Softmax => {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
                 for v in row.iter_mut() {
-                    *v = exp32(*v - max);
+                    *v -= max;
+                }
+                crate::vmath::exp_slice(row);
+                let mut sum = 0.0;
+                for v in row.iter() {
                     sum += *v;
                 }
                 for v in row.iter_mut() {

@@ -38,6 +38,7 @@ pub mod summary;
 pub mod tensor;
 pub mod trace;
 pub mod train;
+mod vmath;
 
 pub use activations::Activation;
 pub use error::{Error, Result};

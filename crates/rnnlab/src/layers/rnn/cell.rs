@@ -1,10 +1,10 @@
 //! The recurrent cells: one time step of LSTM, GRU (both `reset_after` forms) and SimpleRNN, with Keras' gate
 //! order and weight layout (keras-spec.md §1). A cell steps; the layer in `mod.rs` loops.
 
-use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use serde_json::{json, Map, Value};
 
-use super::kernels::{gemm_acc, matmul_acc};
+use super::kernels::{gemm_acc, gemm_acc_packed, Packed};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
@@ -75,6 +75,28 @@ pub(crate) struct Scratch {
     pub pre: Option<Vec<f32>>,
     /// (B, U): `h ⊙ mask` for one gate block, used only with recurrent dropout.
     pub hm: Vec<f32>,
+    /// The recurrent kernel packed for the blocked product, when large enough to pay for it: all G columns
+    /// (GRU with `reset_after = false`: the z and r columns), and GRU `reset_after = false`'s h columns.
+    pub packed: Option<(Packed, Option<Packed>)>,
+}
+
+/// `out (B, width) += a (B, U) @ R[:, cols]`: the packed kernel when the call packed R, else the strided one.
+/// Both give the same bits.
+#[allow(clippy::too_many_arguments)]
+fn rec_product(
+    a: &[f32],
+    packed: Option<&Packed>,
+    rk: &[f32],
+    out: &mut [f32],
+    batch: usize,
+    u: usize,
+    g: usize,
+    width: usize,
+) {
+    match packed {
+        Some(pk) => gemm_acc_packed::<false>(a, u, pk, out, g, batch),
+        None => gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width),
+    }
 }
 
 /// `rec[:, block j] += (h ⊙ masks[j]) · R[:, block j]` for each block in `blocks` (recurrent dropout: one mask
@@ -96,7 +118,7 @@ fn masked_rec(
         for ((o, &a), &b) in hm.iter_mut().zip(h).zip(m.iter()) {
             *o = a * b;
         }
-        gemm_acc(hm, u, &rk[j * u..], g, &mut rec[j * u..], g, batch, u, u);
+        gemm_acc::<false>(hm, u, &rk[j * u..], g, &mut rec[j * u..], g, batch, u, u);
     }
 }
 
@@ -305,36 +327,70 @@ impl Cell {
         m.insert("seed".into(), json!(c.seed));
     }
 
-    /// The input projection for all time steps at once, `x: (N, D)` -> `xp: (N, G)`: `x @ kernel`, plus the input
-    /// bias where Keras adds it at this point (SimpleRNN, GRU). LSTM adds its bias after the recurrent term,
-    /// as Keras does: the order of float32 additions decides the last printed digit.
-    pub(crate) fn project(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+    /// The input kernel packed for [`Cell::project_step`], when a call projects enough rows to pay for it.
+    pub(crate) fn pack_kernel(&self, rows: usize) -> Option<Packed> {
         let w = self.w.as_ref().expect("built before forward");
-        let g = self.gate_width();
-        let mut xp = Array2::<f32>::zeros((x.nrows(), g));
-        ndarray::linalg::general_mat_mul(1.0, &x, &w.kernel, 0.0, &mut xp);
+        let (d, g) = (w.kernel.nrows(), self.gate_width());
+        Packed::worthwhile(d, g, rows).then(|| {
+            Packed::new(
+                w.kernel.as_slice().expect("weights are standard layout"),
+                g,
+                d,
+                g,
+            )
+        })
+    }
+
+    /// The input projection of `rows` rows, `xp (rows, G) = x K (+ b)`, where row `i` starts `lda` values after
+    /// row `i - 1` in `x` (the batch-major input read in place). The bias is added where Keras adds it
+    /// (SimpleRNN, GRU); LSTM adds its bias after the recurrent term, as Keras does: the order of float32
+    /// additions decides the last printed digit. `packed` is [`Cell::pack_kernel`]'s result.
+    pub(crate) fn project_rows(
+        &self,
+        x: &[f32],
+        lda: usize,
+        rows: usize,
+        packed: Option<&Packed>,
+        xp: &mut [f32],
+    ) {
+        let w = self.w.as_ref().expect("built before forward");
+        let (d, g) = (w.kernel.nrows(), self.gate_width());
+        let xp = &mut xp[..rows * g];
+        xp.fill(0.0);
+        match packed {
+            Some(pk) => gemm_acc_packed::<true>(x, lda, pk, xp, g, rows),
+            None => {
+                let k = w.kernel.as_slice().expect("weights are standard layout");
+                gemm_acc::<true>(x, lda, k, g, xp, g, rows, d, g)
+            }
+        }
+        let view = ArrayViewMut2::from_shape((rows, g), xp).expect("rows*G values");
+        self.add_input_bias(view);
+    }
+
+    fn add_input_bias(&self, mut xp: ArrayViewMut2<'_, f32>) {
+        let w = self.w.as_ref().expect("built before forward");
         if let (Some(b), false) = (&w.bias, self.kind == CellKind::Lstm) {
-            let row = &b.as_slice().expect("weights are standard layout")[..g]; // GRU reset_after: row 0
+            let row = &b.as_slice().expect("weights are standard layout")[..self.gate_width()]; // GRU: row 0
             for mut r in xp.rows_mut() {
                 for (v, bv) in r.iter_mut().zip(row) {
                     *v += bv;
                 }
             }
         }
-        xp
     }
 
-    /// [`Cell::project`] with input dropout: rows are time-major (row `r` is sample `r % batch`); one mask `(B, D)`
-    /// for all gates, or one per gate block.
-    pub(crate) fn project_masked(
+    /// [`Cell::project_into`] with input dropout: rows are time-major (row `r` is sample `r % batch`); one mask
+    /// `(B, D)` for all gates, or one per gate block.
+    pub(crate) fn project_masked_into(
         &self,
         x: ArrayView2<'_, f32>,
         masks: &[Vec<f32>],
         batch: usize,
-    ) -> Array2<f32> {
+        mut xp: ArrayViewMut2<'_, f32>,
+    ) {
         let w = self.w.as_ref().expect("built before forward");
         let (g, u, d) = (self.gate_width(), self.cfg.units, x.ncols());
-        let mut xp = Array2::<f32>::zeros((x.nrows(), g));
         for (mi, mask) in masks.iter().enumerate() {
             let xm = Array2::from_shape_fn((x.nrows(), d), |(r, c)| {
                 x[[r, c]] * mask[(r % batch) * d + c]
@@ -352,15 +408,7 @@ impl Cell {
                 &mut xp.slice_mut(ndarray::s![.., cols]),
             );
         }
-        if let (Some(b), false) = (&w.bias, self.kind == CellKind::Lstm) {
-            let row = &b.as_slice().expect("weights are standard layout")[..g];
-            for mut r in xp.rows_mut() {
-                for (v, bv) in r.iter_mut().zip(row) {
-                    *v += bv;
-                }
-            }
-        }
-        xp
+        self.add_input_bias(xp);
     }
 
     /// Number of gate blocks (4 LSTM, 3 GRU, 1 SimpleRNN): how many recurrent dropout masks a step uses.
@@ -368,22 +416,39 @@ impl Cell {
         self.gate_width() / self.cfg.units.max(1)
     }
 
-    pub(crate) fn scratch(&self, batch: usize) -> Scratch {
-        let g = self.gate_width();
+    /// Buffers for a call of `batch` rows; packs the recurrent kernel when the call multiplies `pack_rows` rows
+    /// by it in all (0 with recurrent dropout, which multiplies column blocks separately) and that pays.
+    pub(crate) fn scratch(&self, batch: usize, pack_rows: usize) -> Scratch {
+        let (g, u) = (self.gate_width(), self.cfg.units);
+        let packed = self.w.as_ref().and_then(|w| {
+            let rk = w.recurrent.as_slice().expect("weights are standard layout");
+            match self.kind {
+                CellKind::Gru { reset_after: false } => Packed::worthwhile(u, 2 * u, pack_rows)
+                    .then(|| {
+                        (
+                            Packed::new(rk, g, u, 2 * u),
+                            Some(Packed::new(&rk[2 * u..], g, u, u)),
+                        )
+                    }),
+                _ => Packed::worthwhile(u, g, pack_rows).then(|| (Packed::new(rk, g, u, g), None)),
+            }
+        });
         Scratch {
             gates: vec![0.0; batch * g],
             rec: vec![0.0; batch * g],
-            aux: vec![0.0; batch * self.cfg.units],
+            aux: vec![0.0; batch * u],
             pre: None,
             hm: Vec::new(),
+            packed,
         }
     }
 
-    /// One time step for the whole batch, in Keras' order of operations. `xp_t: (B, G)` row-major,
+    /// One time step for the whole batch, in Keras' order of operations. `xp_t: (B, G)` with rows `xs` apart,
     /// `prev`/`next`: the states (B, U) each. Leaves the activated gates in `s.gates`.
     pub(crate) fn step(
         &self,
         xp_t: &[f32],
+        xs: usize,
         prev: &[Vec<f32>],
         next: &mut [Vec<f32>],
         s: &mut Scratch,
@@ -399,6 +464,7 @@ impl Cell {
             .as_ref()
             .map(|b| b.as_slice().expect("weights are standard layout"));
         let (act, ract) = (self.cfg.activation, self.cfg.recurrent_activation);
+        let packed = s.packed.as_ref().map(|p| &p.0);
         match self.kind {
             CellKind::Lstm => {
                 // z = (x K + h R) + b
@@ -407,10 +473,18 @@ impl Cell {
                     Some(ms) => {
                         masked_rec(&prev[0], ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..4)
                     }
-                    None => matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g),
+                    None => rec_product(&prev[0], packed, rk, &mut s.rec, batch, u, g, g),
                 }
-                for (k, z) in s.gates.iter_mut().enumerate() {
-                    *z = xp_t[k] + s.rec[k];
+                for ((z, rec), x) in s
+                    .gates
+                    .chunks_mut(g)
+                    .zip(s.rec.chunks(g))
+                    .zip(xp_t.chunks(xs))
+                {
+                    z.iter_mut()
+                        .zip(rec)
+                        .zip(x)
+                        .for_each(|((z, r), x)| *z = x + r);
                 }
                 if let Some(b) = bias {
                     for row in s.gates.chunks_mut(g) {
@@ -454,7 +528,7 @@ impl Cell {
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..3)
                         }
-                        None => matmul_acc(h_prev, rk, &mut s.rec, batch, u, g),
+                        None => rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, g),
                     }
                     if let Some(b) = bias {
                         for row in s.rec.chunks_mut(g) {
@@ -469,11 +543,11 @@ impl Cell {
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..2)
                         }
-                        None => gemm_acc(h_prev, u, rk, g, &mut s.rec, g, batch, u, 2 * u),
+                        None => rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, 2 * u),
                     }
                 }
                 for b in 0..batch {
-                    let x = &xp_t[b * g..(b + 1) * g];
+                    let x = &xp_t[b * xs..b * xs + g];
                     let rec = &s.rec[b * g..(b + 1) * g];
                     let z = &mut s.gates[b * g..(b + 1) * g];
                     for j in 0..2 * u {
@@ -500,20 +574,20 @@ impl Cell {
                     for b in 0..batch {
                         s.rec[b * g + 2 * u..(b + 1) * g].fill(0.0);
                     }
-                    gemm_acc(
+                    let packed_h = s.packed.as_ref().and_then(|p| p.1.as_ref());
+                    rec_product(
                         &s.aux,
-                        u,
+                        packed_h,
                         &rk[2 * u..],
-                        g,
                         &mut s.rec[2 * u..],
-                        g,
                         batch,
                         u,
+                        g,
                         u,
                     );
                 }
                 for b in 0..batch {
-                    let x = &xp_t[b * g..(b + 1) * g];
+                    let x = &xp_t[b * xs..b * xs + g];
                     let z = &mut s.gates[b * g..(b + 1) * g];
                     for j in 0..u {
                         let rec_h = if reset_after {
@@ -540,10 +614,18 @@ impl Cell {
                     Some(ms) => {
                         masked_rec(&prev[0], ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..1)
                     }
-                    None => matmul_acc(&prev[0], rk, &mut s.rec, batch, u, g),
+                    None => rec_product(&prev[0], packed, rk, &mut s.rec, batch, u, g, g),
                 }
-                for (k, z) in s.gates.iter_mut().enumerate() {
-                    *z = xp_t[k] + s.rec[k];
+                for ((z, rec), x) in s
+                    .gates
+                    .chunks_mut(g)
+                    .zip(s.rec.chunks(g))
+                    .zip(xp_t.chunks(xs))
+                {
+                    z.iter_mut()
+                        .zip(rec)
+                        .zip(x)
+                        .for_each(|((z, r), x)| *z = x + r);
                 }
                 if let Some(p) = s.pre.as_mut() {
                     p.copy_from_slice(&s.gates);

@@ -1,17 +1,42 @@
 //! Small dense kernels for the time loop. They write into caller-owned buffers and never allocate, so the
-//! per-step recurrence allocates nothing (the buffers are made once per call).
+//! per-step recurrence allocates nothing (buffers and packed weights are made once per call).
 //!
-//! Every kernel sums each output element in the same order as the naive loop (`out + a[0]*m[0] + a[1]*m[1] + ...`,
-//! a multiply then an add, never a fused multiply-add), so the results are bit-identical whichever instruction set
-//! runs them: the Keras tutorial's 8 printed digits do not depend on the machine. Speed comes from register
-//! blocking (a block of rows shares each loaded row of `m`, so the recurrent kernel is streamed once per block
-//! instead of once per batch row) and from wider vectors chosen at run time (AVX-512 / AVX2, with a portable
-//! fallback), so one binary runs everywhere.
+//! Each kernel computes `out += a @ m` in one of two fixed orders of rounding, so its results are bit-identical
+//! whichever instruction set runs it and the Keras tutorials' 8 printed digits do not depend on the machine:
+//! - **unfused** (the recurrent product `h R`): `out + a[0]*m[0] + a[1]*m[1] + ...`, a multiply then an add, in
+//!   the order of the naive loop;
+//! - **fused** (the input projection `x K`): exactly what `matrixmultiply` (ndarray's GEMM, which rnnlab used
+//!   before) computes on a CPU with FMA: per block of [`KC`] terms a chain of fused multiply-adds from zero,
+//!   each block's sum added to `out` once. A CPU without FMA gets the same bits from the correctly rounded
+//!   software `mul_add`, only slower.
+//!
+//! Speed comes from register blocking (a block of rows shares each loaded row of `m`), from packing large weight
+//! matrices into contiguous column panels once per call ([`Packed`]), and from wider vectors chosen at run time
+//! (AVX-512 intrinsics, AVX2 / portable code the compiler vectorises), so one binary runs everywhere.
 
 /// Rows of `a` handled together: each row of `m` loaded from memory is used for this many rows of the output.
 const ROWS: usize = 4;
 /// Output columns handled together: 4 AVX-512 registers per row, 16 accumulators for a block of 4 rows.
 const COLS: usize = 64;
+/// Terms per fused chain: `matrixmultiply`'s `kc` for float32, whose blocking the fused kernels reproduce.
+pub(crate) const KC: usize = 256;
+
+/// `acc + a * m`, rounded once (`FUSED`) or twice.
+#[inline(always)]
+fn madd<const FUSED: bool>(acc: f32, a: f32, m: f32) -> f32 {
+    if FUSED {
+        a.mul_add(m, acc)
+    } else {
+        acc + a * m
+    }
+}
+
+/// The term blocks of a product with `k` terms: [`KC`]-sized for the fused order, one block otherwise.
+#[inline(always)]
+fn term_blocks<const FUSED: bool>(k: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let step = if FUSED { KC } else { k.max(1) };
+    (0..k).step_by(step).map(move |j0| j0..(j0 + step).min(k))
+}
 
 /// `out[r, :width] += a[r, :k] @ m[:k, :width]` with leading dimensions (row strides) `lda`, `ldm`, `ldo`.
 ///
@@ -19,7 +44,7 @@ const COLS: usize = 64;
 /// read and written.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemm_acc_body(
+fn gemm_acc_body<const FUSED: bool>(
     a: &[f32],
     lda: usize,
     m: &[f32],
@@ -32,11 +57,11 @@ fn gemm_acc_body(
 ) {
     let mut r0 = 0;
     while r0 + ROWS <= rows {
-        block::<ROWS>(a, lda, m, ldm, out, ldo, r0, k, width);
+        block::<ROWS, FUSED>(a, lda, m, ldm, out, ldo, r0, k, width);
         r0 += ROWS;
     }
     while r0 < rows {
-        block::<1>(a, lda, m, ldm, out, ldo, r0, k, width);
+        block::<1, FUSED>(a, lda, m, ldm, out, ldo, r0, k, width);
         r0 += 1;
     }
 }
@@ -44,7 +69,7 @@ fn gemm_acc_body(
 /// One block of `R` rows, all columns, in chunks of [`COLS`] kept in local accumulators.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block<const R: usize>(
+fn block<const R: usize, const FUSED: bool>(
     a: &[f32],
     lda: usize,
     m: &[f32],
@@ -57,37 +82,59 @@ fn block<const R: usize>(
 ) {
     let mut c0 = 0;
     while c0 + COLS <= width {
-        let mut acc = [[0.0f32; COLS]; R];
-        for (r, accr) in acc.iter_mut().enumerate() {
-            accr.copy_from_slice(&out[(r0 + r) * ldo + c0..(r0 + r) * ldo + c0 + COLS]);
-        }
-        for j in 0..k {
-            let mrow: &[f32; COLS] = m[j * ldm + c0..j * ldm + c0 + COLS]
-                .try_into()
-                .expect("COLS values");
-            for (r, accr) in acc.iter_mut().enumerate() {
-                let av = a[(r0 + r) * lda + j];
-                for c in 0..COLS {
-                    accr[c] += av * mrow[c];
+        for js in term_blocks::<FUSED>(k) {
+            // Unfused: accumulate onto `out` itself. Fused: a chain from zero, added to `out` at the end.
+            let mut acc = [[0.0f32; COLS]; R];
+            if !FUSED {
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    accr.copy_from_slice(&out[(r0 + r) * ldo + c0..(r0 + r) * ldo + c0 + COLS]);
                 }
             }
-        }
-        for (r, accr) in acc.iter().enumerate() {
-            out[(r0 + r) * ldo + c0..(r0 + r) * ldo + c0 + COLS].copy_from_slice(accr);
+            for j in js {
+                let mrow: &[f32; COLS] = m[j * ldm + c0..j * ldm + c0 + COLS]
+                    .try_into()
+                    .expect("COLS values");
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    let av = a[(r0 + r) * lda + j];
+                    for c in 0..COLS {
+                        accr[c] = madd::<FUSED>(accr[c], av, mrow[c]);
+                    }
+                }
+            }
+            for (r, accr) in acc.iter().enumerate() {
+                let o = &mut out[(r0 + r) * ldo + c0..(r0 + r) * ldo + c0 + COLS];
+                if FUSED {
+                    o.iter_mut().zip(accr).for_each(|(o, s)| *o += s);
+                } else {
+                    o.copy_from_slice(accr);
+                }
+            }
         }
         c0 += COLS;
     }
     if c0 < width {
-        // Column tail (fewer than COLS): the plain axpy form, same summation order.
+        // Column tail (fewer than COLS): the plain axpy form, same rounding order.
         let w = width - c0;
         for r in 0..R {
             let row = r0 + r;
             let orow = &mut out[row * ldo + c0..row * ldo + c0 + w];
-            for j in 0..k {
-                let av = a[row * lda + j];
-                let mrow = &m[j * ldm + c0..j * ldm + c0 + w];
-                for (o, &mv) in orow.iter_mut().zip(mrow) {
-                    *o += av * mv;
+            for js in term_blocks::<FUSED>(k) {
+                let mut acc = [0.0f32; COLS];
+                let acc = &mut acc[..w];
+                if !FUSED {
+                    acc.copy_from_slice(orow);
+                }
+                for j in js {
+                    let av = a[row * lda + j];
+                    let mrow = &m[j * ldm + c0..j * ldm + c0 + w];
+                    for (o, &mv) in acc.iter_mut().zip(mrow) {
+                        *o = madd::<FUSED>(*o, av, mv);
+                    }
+                }
+                if FUSED {
+                    orow.iter_mut().zip(acc.iter()).for_each(|(o, s)| *o += s);
+                } else {
+                    orow.copy_from_slice(acc);
                 }
             }
         }
@@ -97,7 +144,7 @@ fn block<const R: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_acc_avx512(
+unsafe fn gemm_acc_avx512<const FUSED: bool>(
     a: &[f32],
     lda: usize,
     m: &[f32],
@@ -108,13 +155,13 @@ unsafe fn gemm_acc_avx512(
     k: usize,
     width: usize,
 ) {
-    gemm_acc_body(a, lda, m, ldm, out, ldo, rows, k, width)
+    gemm_acc_body::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_acc_avx2(
+unsafe fn gemm_acc_avx2<const FUSED: bool>(
     a: &[f32],
     lda: usize,
     m: &[f32],
@@ -125,12 +172,13 @@ unsafe fn gemm_acc_avx2(
     k: usize,
     width: usize,
 ) {
-    gemm_acc_body(a, lda, m, ldm, out, ldo, rows, k, width)
+    gemm_acc_body::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width)
 }
 
-/// Strided `out[r, :width] += a[r, :k] @ m[:k, :width]`, dispatched to the widest vector unit this CPU has.
+/// Strided `out[r, :width] += a[r, :k] @ m[:k, :width]` in the unfused (`FUSED = false`) or fused order,
+/// dispatched to the widest vector unit this CPU has.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_acc(
+pub(crate) fn gemm_acc<const FUSED: bool>(
     a: &[f32],
     lda: usize,
     m: &[f32],
@@ -153,52 +201,336 @@ pub(crate) fn gemm_acc(
         // The detection result is cached by std in an atomic, so this costs a load per call.
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { gemm_acc_avx512(a, lda, m, ldm, out, ldo, rows, k, width) };
+            return unsafe { gemm_acc_avx512::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { gemm_acc_avx2(a, lda, m, ldm, out, ldo, rows, k, width) };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { gemm_acc_avx2::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width) };
         }
     }
-    gemm_acc_body(a, lda, m, ldm, out, ldo, rows, k, width)
+    gemm_acc_body::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width)
 }
 
-/// `out[b, :] += a[b, :] @ m` for row-major `a: (rows, k)`, `m: (k, n)`, `out: (rows, n)`.
-#[inline]
-pub(crate) fn matmul_acc(a: &[f32], m: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize) {
+/// `out[b, :] += a[b, :] @ m` for row-major `a: (rows, k)`, `m: (k, n)`, `out: (rows, n)` (tests' shorthand).
+#[cfg(test)]
+fn matmul_acc(a: &[f32], m: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize) {
     debug_assert_eq!(a.len(), rows * k);
     debug_assert_eq!(m.len(), k * n);
     debug_assert_eq!(out.len(), rows * n);
-    gemm_acc(a, k, m, n, out, n, rows, k, n)
+    gemm_acc::<false>(a, k, m, n, out, n, rows, k, n)
 }
 
-/// The portable kernel without run-time dispatch, for tests that compare it with the dispatched one.
-#[cfg(test)]
+/// A matrix `(k, width)` rearranged once per call into panels of [`COLS`] columns, each panel's `k` rows
+/// contiguous (the last panel zero-padded). The blocked kernel then streams one 64 KB panel (k = 256) from the
+/// cache for every block of rows, instead of reading rows 4 KB apart, which map to the same few cache sets and
+/// evict each other; this made the recurrent product of a large LSTM 2-3x faster.
+#[derive(Clone, Debug)]
+pub(crate) struct Packed {
+    k: usize,
+    width: usize,
+    data: Vec<f32>,
+}
+
+impl Packed {
+    /// Packs columns `0..width` of the row-major `m` (row stride `ldm`, `k` rows).
+    pub(crate) fn new(m: &[f32], ldm: usize, k: usize, width: usize) -> Packed {
+        assert!(k == 0 || m.len() >= (k - 1) * ldm + width, "m too short");
+        let panels = width.div_ceil(COLS);
+        let mut data = vec![0.0f32; panels * k * COLS];
+        for p in 0..panels {
+            let (c0, w) = (p * COLS, COLS.min(width - p * COLS));
+            for j in 0..k {
+                data[(p * k + j) * COLS..(p * k + j) * COLS + w]
+                    .copy_from_slice(&m[j * ldm + c0..j * ldm + c0 + w]);
+            }
+        }
+        Packed { k, width, data }
+    }
+
+    /// Whether packing a `(k, width)` matrix pays for a call that multiplies `rows` rows by it in total: wide
+    /// enough to fill a panel, and used for enough rows that one copy costs less than the strided reads it saves.
+    pub(crate) fn worthwhile(k: usize, width: usize, rows: usize) -> bool {
+        width >= COLS && k * width >= 16 * 1024 && rows >= 8
+    }
+}
+
+/// `R` rows times `NP` panels of [`COLS`] columns from a [`Packed`] matrix, all `k` terms, in the portable code
+/// (same order of rounding as [`gemm_acc`]).
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemm_acc_portable(
+fn block_packed<const R: usize, const NP: usize, const FUSED: bool>(
     a: &[f32],
     lda: usize,
-    m: &[f32],
-    ldm: usize,
+    pk: &Packed,
+    out: &mut [f32],
+    ldo: usize,
+    r0: usize,
+    p0: usize,
+) {
+    let k = pk.k;
+    let cols = |p: usize| COLS.min(pk.width - (p0 + p) * COLS);
+    let panels: [&[f32]; NP] =
+        std::array::from_fn(|p| &pk.data[(p0 + p) * k * COLS..(p0 + p + 1) * k * COLS]);
+    for js in term_blocks::<FUSED>(k) {
+        let mut acc = [[[0.0f32; COLS]; NP]; R];
+        if !FUSED {
+            for (r, accr) in acc.iter_mut().enumerate() {
+                for (p, accp) in accr.iter_mut().enumerate() {
+                    let (c0, w) = ((p0 + p) * COLS, cols(p));
+                    accp[..w].copy_from_slice(&out[(r0 + r) * ldo + c0..(r0 + r) * ldo + c0 + w]);
+                }
+            }
+        }
+        for j in js {
+            let mrows: [&[f32; COLS]; NP] = std::array::from_fn(|p| {
+                panels[p][j * COLS..(j + 1) * COLS]
+                    .try_into()
+                    .expect("COLS values")
+            });
+            for (r, accr) in acc.iter_mut().enumerate() {
+                let av = a[(r0 + r) * lda + j];
+                for (accp, mrow) in accr.iter_mut().zip(&mrows) {
+                    for c in 0..COLS {
+                        accp[c] = madd::<FUSED>(accp[c], av, mrow[c]);
+                    }
+                }
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            for (p, accp) in accr.iter().enumerate() {
+                let (c0, w) = ((p0 + p) * COLS, cols(p));
+                let o = &mut out[(r0 + r) * ldo + c0..(r0 + r) * ldo + c0 + w];
+                if FUSED {
+                    o.iter_mut().zip(accp).for_each(|(o, s)| *o += s);
+                } else {
+                    o.copy_from_slice(&accp[..w]);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn gemm_acc_packed_body<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    pk: &Packed,
     out: &mut [f32],
     ldo: usize,
     rows: usize,
-    k: usize,
-    width: usize,
 ) {
-    gemm_acc_body(a, lda, m, ldm, out, ldo, rows, k, width)
+    let panels = pk.width.div_ceil(COLS);
+    // Blocks of ROWS rows, one panel at a time: the panel stays in cache while every row block uses it.
+    let full = rows - rows % ROWS;
+    for p in 0..panels {
+        for r0 in (0..full).step_by(ROWS) {
+            block_packed::<ROWS, 1, FUSED>(a, lda, pk, out, ldo, r0, p);
+        }
+    }
+    // Leftover rows (all of them at batch 1): four panels at once, so 16 independent accumulators hide the
+    // latency of the additions.
+    for r in full..rows {
+        let mut p = 0;
+        while p + 4 <= panels {
+            block_packed::<1, 4, FUSED>(a, lda, pk, out, ldo, r, p);
+            p += 4;
+        }
+        while p < panels {
+            block_packed::<1, 1, FUSED>(a, lda, pk, out, ldo, r, p);
+            p += 1;
+        }
+    }
+}
+
+/// AVX-512 register blocks over a [`Packed`] matrix, written with intrinsics: the compiler kept the portable
+/// version's 64-float accumulator arrays partly on the stack, which halved its speed.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Packed, COLS, ROWS};
+    use std::arch::x86_64::*;
+
+    /// Vectors of 16 floats per panel.
+    const V: usize = COLS / 16;
+
+    /// `R` rows times `NP` panels starting at panel `p0`, terms `j0..j1`, in registers. Unfused: accumulates onto
+    /// `out`; fused: a chain of FMAs from zero, added to `out` at the end. Lanes past the matrix width are neither
+    /// read from nor written to `out` (masked loads and stores).
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize, const NP: usize, const FUSED: bool>(
+        a: &[f32],
+        lda: usize,
+        pk: &Packed,
+        out: &mut [f32],
+        ldo: usize,
+        r0: usize,
+        p0: usize,
+        j0: usize,
+        j1: usize,
+    ) {
+        let k = pk.k;
+        // Lane masks of the (possibly partial) last panel.
+        let masks: [[__mmask16; V]; NP] = std::array::from_fn(|p| {
+            let w = COLS.min(pk.width - (p0 + p) * COLS);
+            std::array::from_fn(|v| {
+                let lanes = w.saturating_sub(16 * v).min(16);
+                ((1u32 << lanes) - 1) as __mmask16
+            })
+        });
+        // SAFETY (all pointer arithmetic below): the caller checked `a` holds rows r0..r0+R of `k` values with
+        // stride `lda` and `out` rows r0..r0+R of `width` values with stride `ldo`; panels p0..p0+NP exist and
+        // hold k * COLS values each; j1 <= k; masked lanes are never touched.
+        let ap = a.as_ptr().add(r0 * lda);
+        let op = out.as_mut_ptr().add(r0 * ldo);
+        let mp: [*const f32; NP] =
+            std::array::from_fn(|p| pk.data.as_ptr().add((p0 + p) * k * COLS));
+        let out_at = |r: usize, p: usize, v: usize| op.add(r * ldo + (p0 + p) * COLS + 16 * v);
+        let mut acc = [[[_mm512_setzero_ps(); V]; NP]; R];
+        if !FUSED {
+            for r in 0..R {
+                for p in 0..NP {
+                    for v in 0..V {
+                        acc[r][p][v] = _mm512_maskz_loadu_ps(masks[p][v], out_at(r, p, v));
+                    }
+                }
+            }
+        }
+        for j in j0..j1 {
+            let mut m = [[_mm512_setzero_ps(); V]; NP];
+            for p in 0..NP {
+                for v in 0..V {
+                    m[p][v] = _mm512_loadu_ps(mp[p].add(j * COLS + 16 * v));
+                }
+            }
+            for r in 0..R {
+                let av = _mm512_set1_ps(*ap.add(r * lda + j));
+                for p in 0..NP {
+                    for v in 0..V {
+                        acc[r][p][v] = if FUSED {
+                            _mm512_fmadd_ps(av, m[p][v], acc[r][p][v])
+                        } else {
+                            // A multiply then an add, never fused: the order of the naive loop.
+                            _mm512_add_ps(acc[r][p][v], _mm512_mul_ps(av, m[p][v]))
+                        };
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            for p in 0..NP {
+                for v in 0..V {
+                    let o = out_at(r, p, v);
+                    let x = if FUSED {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(masks[p][v], o), acc[r][p][v])
+                    } else {
+                        acc[r][p][v]
+                    };
+                    _mm512_mask_storeu_ps(o, masks[p][v], x);
+                }
+            }
+        }
+    }
+
+    /// Rows in blocks of [`ROWS`] (one panel at a time, so the panel stays in cache for every block), leftover
+    /// rows four panels at a time; fused products in blocks of [`KC`](super::KC) terms.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
+        a: &[f32],
+        lda: usize,
+        pk: &Packed,
+        out: &mut [f32],
+        ldo: usize,
+        rows: usize,
+    ) {
+        let panels = pk.width.div_ceil(COLS);
+        let full = rows - rows % ROWS;
+        for js in super::term_blocks::<FUSED>(pk.k) {
+            let (j0, j1) = (js.start, js.end);
+            for p in 0..panels {
+                for r0 in (0..full).step_by(ROWS) {
+                    block::<ROWS, 1, FUSED>(a, lda, pk, out, ldo, r0, p, j0, j1);
+                }
+            }
+            for r in full..rows {
+                let mut p = 0;
+                while p + 4 <= panels {
+                    block::<1, 4, FUSED>(a, lda, pk, out, ldo, r, p, j0, j1);
+                    p += 4;
+                }
+                while p < panels {
+                    block::<1, 1, FUSED>(a, lda, pk, out, ldo, r, p, j0, j1);
+                    p += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_acc_packed_avx2<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    pk: &Packed,
+    out: &mut [f32],
+    ldo: usize,
+    rows: usize,
+) {
+    gemm_acc_packed_body::<FUSED>(a, lda, pk, out, ldo, rows)
+}
+
+/// [`gemm_acc`] with a [`Packed`] right-hand side: `out[r, :width] += a[r, :k] @ m`, bit-identical to the unpacked
+/// kernel of the same order.
+pub(crate) fn gemm_acc_packed<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    pk: &Packed,
+    out: &mut [f32],
+    ldo: usize,
+    rows: usize,
+) {
+    if rows == 0 || pk.width == 0 {
+        return;
+    }
+    assert!(a.len() >= (rows - 1) * lda + pk.k, "a too short");
+    assert!(out.len() >= (rows - 1) * ldo + pk.width, "out too short");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { avx512::gemm_acc_packed::<FUSED>(a, lda, pk, out, ldo, rows) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { gemm_acc_packed_avx2::<FUSED>(a, lda, pk, out, ldo, rows) };
+        }
+    }
+    gemm_acc_packed_body::<FUSED>(a, lda, pk, out, ldo, rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The naive axpy loop the kernels must reproduce bit for bit.
-    fn naive(a: &[f32], m: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize) {
+    /// The naive loops the kernels must reproduce bit for bit: axpy order (unfused), or matrixmultiply's order
+    /// (fused chains from zero per KC terms, each added to `out`).
+    fn naive(a: &[f32], m: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize, fused: bool) {
         for r in 0..rows {
-            for j in 0..k {
-                for c in 0..n {
-                    out[r * n + c] += a[r * k + j] * m[j * n + c];
+            for c in 0..n {
+                if fused {
+                    for j0 in (0..k).step_by(KC) {
+                        let mut s = 0.0f32;
+                        for j in j0..(j0 + KC).min(k) {
+                            s = a[r * k + j].mul_add(m[j * n + c], s);
+                        }
+                        out[r * n + c] += s;
+                    }
+                } else {
+                    for j in 0..k {
+                        out[r * n + c] += a[r * k + j] * m[j * n + c];
+                    }
                 }
             }
         }
@@ -214,14 +546,24 @@ mod tests {
         assert_eq!(out, [7.0, 9.0, 6.0, 8.0, 16.0, 18.0, 15.0, 20.0]);
         // A column block (columns 1..3) written into a strided output.
         let mut block = [0.0; 4];
-        gemm_acc(&a, 3, &m[1..], 4, &mut block, 2, 2, 3, 2);
+        gemm_acc::<false>(&a, 3, &m[1..], 4, &mut block, 2, 2, 3, 2);
         assert_eq!(block, [8.0, 5.0, 17.0, 14.0]);
     }
 
-    #[test]
-    fn blocked_kernels_are_bit_identical_to_the_naive_loop() {
-        // Sizes that exercise full row blocks, row tails, full column chunks and column tails.
-        for &(rows, k, n) in &[(1, 1, 1), (3, 5, 7), (4, 8, 64), (7, 13, 130), (9, 33, 200)] {
+    fn check<const FUSED: bool>() {
+        // Sizes that exercise full row blocks, row tails, full column chunks, column tails, and (fused) more
+        // than one block of KC terms.
+        for &(rows, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 8, 64),
+            (7, 13, 130),
+            (9, 33, 200),
+            (1, 17, 300),
+            (6, 9, 512),
+            (5, 300, 70),
+            (2, 600, 129),
+        ] {
             let a: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 31.0)
                 .collect();
@@ -230,13 +572,57 @@ mod tests {
                 .collect();
             let init: Vec<f32> = (0..rows * n).map(|i| (i % 11) as f32 * 0.1).collect();
             let mut want = init.clone();
-            naive(&a, &m, &mut want, rows, k, n);
+            naive(&a, &m, &mut want, rows, k, n, FUSED);
+            let label = |kind: &str| format!("{kind} fused={FUSED} {rows}x{k}x{n}");
             let mut got = init.clone();
-            matmul_acc(&a, &m, &mut got, rows, k, n);
-            assert_eq!(got, want, "dispatched {rows}x{k}x{n}");
+            gemm_acc::<FUSED>(&a, k, &m, n, &mut got, n, rows, k, n);
+            assert_eq!(got, want, "{}", label("dispatched"));
             let mut got = init.clone();
-            gemm_acc_portable(&a, k, &m, n, &mut got, n, rows, k, n);
-            assert_eq!(got, want, "portable {rows}x{k}x{n}");
+            gemm_acc_body::<FUSED>(&a, k, &m, n, &mut got, n, rows, k, n);
+            assert_eq!(got, want, "{}", label("portable"));
+            let pk = Packed::new(&m, n, k, n);
+            let mut got = init.clone();
+            gemm_acc_packed::<FUSED>(&a, k, &pk, &mut got, n, rows);
+            assert_eq!(got, want, "{}", label("packed"));
+            let mut got = init.clone();
+            gemm_acc_packed_body::<FUSED>(&a, k, &pk, &mut got, n, rows);
+            assert_eq!(got, want, "{}", label("packed portable"));
+        }
+    }
+
+    #[test]
+    fn blocked_kernels_are_bit_identical_to_the_naive_loops() {
+        check::<false>();
+        check::<true>();
+    }
+
+    /// The fused order is the one ndarray's GEMM (matrixmultiply) uses on a CPU with FMA, so replacing it changed
+    /// no result there. (Without FMA, matrixmultiply rounds twice and differs; rnnlab's kernels do not.)
+    #[test]
+    fn fused_kernels_equal_ndarrays_gemm() {
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("fma") {
+            eprintln!(
+                "no FMA on this CPU: matrixmultiply rounds differently here, nothing to compare"
+            );
+            return;
+        }
+        for &(rows, k, n) in &[(3, 2, 4), (64, 256, 1024), (10, 300, 96), (1, 513, 64)] {
+            let a = ndarray::Array2::from_shape_fn((rows, k), |(i, j)| {
+                ((i * 31 + j * 17) % 113) as f32 / 37.0 - 1.5
+            });
+            let m = ndarray::Array2::from_shape_fn((k, n), |(i, j)| {
+                ((i * 13 + j * 29) % 101) as f32 / 41.0 - 1.2
+            });
+            let mut want = ndarray::Array2::<f32>::zeros((rows, n));
+            ndarray::linalg::general_mat_mul(1.0, &a, &m, 0.0, &mut want);
+            let (a, m) = (a.as_slice().unwrap(), m.as_slice().unwrap());
+            let mut got = vec![0.0f32; rows * n];
+            gemm_acc::<true>(a, k, m, n, &mut got, n, rows, k, n);
+            assert_eq!(got, want.as_slice().unwrap(), "{rows}x{k}x{n}");
+            let mut got = vec![0.0f32; rows * n];
+            gemm_acc_packed::<true>(a, k, &Packed::new(m, n, k, n), &mut got, n, rows);
+            assert_eq!(got, want.as_slice().unwrap(), "packed {rows}x{k}x{n}");
         }
     }
 }
