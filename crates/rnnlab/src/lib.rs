@@ -32,6 +32,7 @@ pub mod layers;
 pub mod model;
 mod numpy_fmt;
 pub mod plot;
+mod pool;
 mod process;
 pub mod saving;
 pub mod summary;

@@ -14,6 +14,7 @@ use ndarray::{linalg::general_mat_mul, Array2, Array3, ArrayD, ArrayView2, Array
 use rand::{Rng, SeedableRng};
 
 use super::cell::{Cell, CellKind, Scratch};
+use super::kernels::{gemm_acc_packed, Packed};
 use super::{Mask, RnnModule};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -73,15 +74,15 @@ impl RnnTape {
         self.states = prev
             .iter()
             .map(|p| {
-                let mut v = vec![0.0; (t + 1) * b * u];
+                let mut v = crate::pool::zeroed((t + 1) * b * u);
                 v[..b * u].copy_from_slice(p);
                 v
             })
             .collect();
-        self.pre = vec![0.0; t * b * g];
-        self.gates = vec![0.0; t * b * g];
+        self.pre = crate::pool::zeroed(t * b * g);
+        self.gates = crate::pool::zeroed(t * b * g);
         self.rec = if matches!(cell.kind, CellKind::Gru { .. }) {
-            vec![0.0; t * b * g]
+            crate::pool::zeroed(t * b * g)
         } else {
             Vec::new()
         };
@@ -115,6 +116,20 @@ impl RnnTape {
             }
         }
         self.time_index[k] = ti;
+    }
+}
+
+impl Drop for RnnTape {
+    /// The tape's buffers go back to the pool for the next training step.
+    fn drop(&mut self) {
+        let x2 = std::mem::take(&mut self.x2);
+        crate::pool::recycle(x2.into_raw_vec_and_offset().0);
+        for v in [&mut self.pre, &mut self.gates, &mut self.rec] {
+            crate::pool::recycle(std::mem::take(v));
+        }
+        for v in self.states.drain(..) {
+            crate::pool::recycle(v);
+        }
     }
 }
 
@@ -245,8 +260,10 @@ impl RnnModule {
             }
             None
         };
-        let mut dxp = vec![0.0f32; t * bg]; // by original time index, like the projection
-        let mut drec_all = vec![0.0f32; t * bg]; // by processing step, like the recorded states
+        let mut dxp = crate::pool::zeroed(t * bg); // by original time index, like the projection
+        let mut drec_all = crate::pool::zeroed(t * bg); // by processing step, like the recorded states
+                                                        // tanh(c) of one row (LSTM), computed vectorised before the row's scalar loop.
+        let mut tc_row = vec![0.0f32; u];
         let mut dprev: Vec<Vec<f32>> = vec![vec![0.0; bu]; n];
         let mut drh = vec![0.0f32; bu]; // GRU reset_after=false: gradient of (r * h_prev)
         let rec_masks: Option<&Vec<Vec<f32>>> = tape
@@ -262,6 +279,26 @@ impl RnnModule {
         // The h block's recurrent dropout mask (GRU without reset_after multiplies it into r * h).
         let m_h = |i: usize| rec_masks.map_or(1.0, |ms| ms[2.min(ms.len() - 1)][i]);
         let mut tmp = vec![0.0f32; if rec_masks.is_some() { bu } else { 0 }];
+        // `dREC_k · Rᵀ` at every step with Rᵀ packed once (a GEMM call packed all of R at every step). The
+        // fused kernel rounds as that GEMM did. Columns `..cols` of R (GRU v1: the z and r blocks), and GRU v1's
+        // h block for d(r*h).
+        let cols = match cell.kind {
+            CellKind::Gru { reset_after: false } => 2 * u,
+            _ => g,
+        };
+        let pack_t = |c: std::ops::Range<usize>| {
+            let rt = rk
+                .slice(ndarray::s![.., c.clone()])
+                .t()
+                .as_standard_layout()
+                .into_owned();
+            Packed::new(rt.as_slice().expect("standard layout"), u, c.len(), u)
+        };
+        let rt_packed =
+            (rec_masks.is_none() && Packed::worthwhile(cols, u, t * b)).then(|| pack_t(0..cols));
+        let rht_packed = (matches!(cell.kind, CellKind::Gru { reset_after: false })
+            && Packed::worthwhile(u, u, t * b))
+        .then(|| pack_t(2 * u..g));
 
         for k in (0..t).rev() {
             let ti = tape.time_index[k];
@@ -311,9 +348,11 @@ impl RnnModule {
                         let c = &tape.states[1][(k + 1) * bu..(k + 2) * bu][ur.clone()];
                         let dc_in = &dstate[1][ur.clone()];
                         let dz = &mut dx_t[gr.clone()];
+                        tc_row.copy_from_slice(c);
+                        act.apply_row(&mut tc_row);
                         for j in 0..u {
                             let (i, f, cc, o) = (a[j], a[u + j], a[2 * u + j], a[3 * u + j]);
-                            let tc = act.apply_scalar(c[j]);
+                            let tc = tc_row[j];
                             let dc = dc_in[j] + dh[j] * o * act.grad_scalar(c[j], tc);
                             dz[j] = dc * cc * ract.grad_scalar(p[j], i);
                             dz[u + j] = dc * c_prev[j] * ract.grad_scalar(p[u + j], f);
@@ -359,13 +398,16 @@ impl RnnModule {
             // d(r*h) = dpre_h @ R_hᵀ for the whole batch first.
             if let CellKind::Gru { reset_after: false } = cell.kind {
                 drh.fill(0.0);
-                general_mat_mul(
-                    1.0,
-                    &view2(dr_t, b, g).slice(ndarray::s![.., 2 * u..]),
-                    &rk.slice(ndarray::s![.., 2 * u..]).t(),
-                    0.0,
-                    &mut view2_mut(&mut drh, b, u),
-                );
+                match &rht_packed {
+                    Some(pk) => gemm_acc_packed::<true>(&dr_t[2 * u..], g, pk, &mut drh, u, b),
+                    None => general_mat_mul(
+                        1.0,
+                        &view2(dr_t, b, g).slice(ndarray::s![.., 2 * u..]),
+                        &rk.slice(ndarray::s![.., 2 * u..]).t(),
+                        0.0,
+                        &mut view2_mut(&mut drh, b, u),
+                    ),
+                }
                 for bi in 0..b {
                     if !keep_row(bi) {
                         continue;
@@ -386,11 +428,11 @@ impl RnnModule {
                 }
             }
             // 3. Through the recurrent product: dh_prev += dREC_k · Rᵀ (z and r blocks only for GRU v1).
-            let cols = match cell.kind {
-                CellKind::Gru { reset_after: false } => 2 * u,
-                _ => g,
-            };
             match rec_masks {
+                None if rt_packed.is_some() => {
+                    let pk = rt_packed.as_ref().expect("checked");
+                    gemm_acc_packed::<true>(dr_t, g, pk, &mut dprev[0], u, b);
+                }
                 None => {
                     let mut dp0 = view2_mut(&mut dprev[0], b, u);
                     general_mat_mul(
@@ -483,7 +525,7 @@ impl RnnModule {
                     );
                 }
                 // R_h multiplied r * h_prev.
-                let mut rh = vec![0.0f32; t * bu];
+                let mut rh = crate::pool::zeroed(t * bu);
                 for k in 0..t {
                     for bi in 0..b {
                         for j in 0..u {
@@ -499,6 +541,7 @@ impl RnnModule {
                     0.0,
                     &mut dr.slice_mut(ndarray::s![.., 2 * u..]),
                 );
+                crate::pool::recycle(rh);
             }
             _ => {
                 if rec_masks.is_none() {
@@ -521,7 +564,8 @@ impl RnnModule {
             weights.push(db);
         }
         // Input gradient: dX = dXP · Kᵀ, back from time-major (T, B, D) to (B, T, D).
-        let mut dx2 = Array2::<f32>::zeros((t * b, d));
+        let mut dx2 = Array2::from_shape_vec((t * b, d), crate::pool::zeroed(t * b * d))
+            .expect("T*B*D values");
         match in_masks {
             None => general_mat_mul(1.0, &dxp_m, &w.kernel.t(), 0.0, &mut dx2),
             Some(ms) => {
@@ -543,11 +587,15 @@ impl RnnModule {
                 }
             }
         }
-        let dx = dx2
-            .into_shape_with_order((t, b, d))
-            .expect("T*B*D values")
-            .permuted_axes([1, 0, 2]);
-        let dx: Array3<f32> = dx.as_standard_layout().into_owned();
+        let dx_tm = dx2.into_shape_with_order((t, b, d)).expect("T*B*D values");
+        let dx: Array3<f32> = dx_tm
+            .view()
+            .permuted_axes([1, 0, 2])
+            .as_standard_layout()
+            .into_owned();
+        crate::pool::recycle(dx_tm.into_raw_vec_and_offset().0);
+        crate::pool::recycle(dxp);
+        crate::pool::recycle(drec_all);
         let d_initial = if tape.n_initial > 0 {
             dstate
                 .into_iter()

@@ -250,11 +250,10 @@ impl RnnModule {
         // The time-major input (T·B, D): the tape needs it for the kernel's gradient, input dropout for its
         // masked whole-sequence projection.
         let x2 = (tape.is_some() || input_masks.is_some()).then(|| {
-            x3.view()
-                .permuted_axes([1, 0, 2])
-                .as_standard_layout()
-                .into_owned()
-                .into_shape_with_order((t * b, d))
+            let mut x2 = Array3::from_shape_vec((t, b, d), crate::pool::zeroed(t * b * d))
+                .expect("T*B*D values");
+            x2.assign(&x3.view().permuted_axes([1, 0, 2]));
+            x2.into_shape_with_order((t * b, d))
                 .expect("standard layout")
         });
         let xp_masked = input_masks.zip(x2.as_ref()).map(|(m, x2)| {
