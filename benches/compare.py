@@ -42,6 +42,11 @@ def keras_times(kind, b, t, f, u, threads):
     fn = tf.function(lambda v: model(v, training=False))
     xt = tf.constant(x)
     out["keras tf.function"] = median_ms(lambda: fn(xt).numpy())
+    try:
+        xla = tf.function(lambda v: model(v, training=False), jit_compile=True)
+        out["keras XLA"] = median_ms(lambda: xla(xt).numpy())
+    except Exception as e:  # XLA missing from this TensorFlow build
+        print(f"(Keras XLA skipped: {type(e).__name__})")
     return out
 
 

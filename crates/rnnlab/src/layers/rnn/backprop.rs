@@ -295,9 +295,9 @@ impl RnnModule {
             Packed::new(rt.as_slice().expect("standard layout"), u, c.len(), u)
         };
         let rt_packed =
-            (rec_masks.is_none() && Packed::worthwhile(cols, u, t * b)).then(|| pack_t(0..cols));
+            (rec_masks.is_none() && Packed::worthwhile(cols, u)).then(|| pack_t(0..cols));
         let rht_packed = (matches!(cell.kind, CellKind::Gru { reset_after: false })
-            && Packed::worthwhile(u, u, t * b))
+            && Packed::worthwhile(u, u))
         .then(|| pack_t(2 * u..g));
 
         for k in (0..t).rev() {

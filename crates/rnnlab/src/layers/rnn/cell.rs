@@ -61,6 +61,31 @@ pub(crate) struct CellWeights {
     pub kernel: Array2<f32>,
     pub recurrent: Array2<f32>,
     pub bias: Option<ArrayD<f32>>,
+    /// The kernels packed for the blocked products, made at the first call and kept with these weights
+    /// (weights are only ever replaced whole, which drops it). At batch 1 packing cost more than a step.
+    packed: std::sync::OnceLock<PackedWeights>,
+}
+
+impl CellWeights {
+    fn new(kernel: Array2<f32>, recurrent: Array2<f32>, bias: Option<ArrayD<f32>>) -> Self {
+        CellWeights {
+            kernel,
+            recurrent,
+            bias,
+            packed: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// [`Packed`] copies of the kernels that are large enough to gain from it.
+#[derive(Clone, Debug)]
+pub(crate) struct PackedWeights {
+    /// The input kernel (D, G).
+    pub kernel: Option<Packed>,
+    /// The recurrent kernel: all G columns (GRU with `reset_after = false`: the z and r columns).
+    pub rec: Option<Packed>,
+    /// GRU `reset_after = false`: the h columns of the recurrent kernel.
+    pub rec_h: Option<Packed>,
 }
 
 /// Per-call scratch buffers, allocated once per call and reused at every step.
@@ -75,9 +100,6 @@ pub(crate) struct Scratch {
     pub pre: Option<Vec<f32>>,
     /// (B, U): `h ⊙ mask` for one gate block, used only with recurrent dropout.
     pub hm: Vec<f32>,
-    /// The recurrent kernel packed for the blocked product, when large enough to pay for it: all G columns
-    /// (GRU with `reset_after = false`: the z and r columns), and GRU `reset_after = false`'s h columns.
-    pub packed: Option<(Packed, Option<Packed>)>,
 }
 
 /// `out (B, width) += a (B, U) @ R[:, cols]`: the packed kernel when the call packed R, else the strided one.
@@ -226,11 +248,7 @@ impl Cell {
         } else {
             Some(self.cfg.bias_initializer.sample(&self.bias_shape())?)
         };
-        self.w = Some(CellWeights {
-            kernel,
-            recurrent,
-            bias,
-        });
+        self.w = Some(CellWeights::new(kernel, recurrent, bias));
         Ok(())
     }
 
@@ -277,11 +295,7 @@ impl Cell {
         } else {
             None
         };
-        self.w = Some(CellWeights {
-            kernel,
-            recurrent,
-            bias,
-        });
+        self.w = Some(CellWeights::new(kernel, recurrent, bias));
     }
 
     /// Keras config entries of the cell part of a recurrent layer's config.
@@ -327,37 +341,35 @@ impl Cell {
         m.insert("seed".into(), json!(c.seed));
     }
 
-    /// The input kernel packed for [`Cell::project_step`], when a call projects enough rows to pay for it.
-    pub(crate) fn pack_kernel(&self, rows: usize) -> Option<Packed> {
+    /// The packed kernels of the current weights (made at the first call).
+    pub(crate) fn packed(&self) -> &PackedWeights {
         let w = self.w.as_ref().expect("built before forward");
-        let (d, g) = (w.kernel.nrows(), self.gate_width());
-        Packed::worthwhile(d, g, rows).then(|| {
-            Packed::new(
-                w.kernel.as_slice().expect("weights are standard layout"),
-                g,
-                d,
-                g,
-            )
+        w.packed.get_or_init(|| {
+            let (d, u, g) = (w.kernel.nrows(), self.cfg.units, self.gate_width());
+            let k = w.kernel.as_slice().expect("weights are standard layout");
+            let rk = w.recurrent.as_slice().expect("weights are standard layout");
+            let pack = |m: &[f32], k: usize, width: usize| {
+                Packed::worthwhile(k, width).then(|| Packed::new(m, g, k, width))
+            };
+            let v1 = matches!(self.kind, CellKind::Gru { reset_after: false });
+            PackedWeights {
+                kernel: pack(k, d, g),
+                rec: pack(rk, u, if v1 { 2 * u } else { g }),
+                rec_h: if v1 { pack(&rk[2 * u..], u, u) } else { None },
+            }
         })
     }
 
     /// The input projection of `rows` rows, `xp (rows, G) = x K (+ b)`, where row `i` starts `lda` values after
     /// row `i - 1` in `x` (the batch-major input read in place). The bias is added where Keras adds it
     /// (SimpleRNN, GRU); LSTM adds its bias after the recurrent term, as Keras does: the order of float32
-    /// additions decides the last printed digit. `packed` is [`Cell::pack_kernel`]'s result.
-    pub(crate) fn project_rows(
-        &self,
-        x: &[f32],
-        lda: usize,
-        rows: usize,
-        packed: Option<&Packed>,
-        xp: &mut [f32],
-    ) {
+    /// additions decides the last printed digit.
+    pub(crate) fn project_rows(&self, x: &[f32], lda: usize, rows: usize, xp: &mut [f32]) {
         let w = self.w.as_ref().expect("built before forward");
         let (d, g) = (w.kernel.nrows(), self.gate_width());
         let xp = &mut xp[..rows * g];
         xp.fill(0.0);
-        match packed {
+        match &self.packed().kernel {
             Some(pk) => gemm_acc_packed::<true>(x, lda, pk, xp, g, rows),
             None => {
                 let k = w.kernel.as_slice().expect("weights are standard layout");
@@ -416,30 +428,15 @@ impl Cell {
         self.gate_width() / self.cfg.units.max(1)
     }
 
-    /// Buffers for a call of `batch` rows; packs the recurrent kernel when the call multiplies `pack_rows` rows
-    /// by it in all (0 with recurrent dropout, which multiplies column blocks separately) and that pays.
-    pub(crate) fn scratch(&self, batch: usize, pack_rows: usize) -> Scratch {
+    /// Buffers for a call of `batch` rows.
+    pub(crate) fn scratch(&self, batch: usize) -> Scratch {
         let (g, u) = (self.gate_width(), self.cfg.units);
-        let packed = self.w.as_ref().and_then(|w| {
-            let rk = w.recurrent.as_slice().expect("weights are standard layout");
-            match self.kind {
-                CellKind::Gru { reset_after: false } => Packed::worthwhile(u, 2 * u, pack_rows)
-                    .then(|| {
-                        (
-                            Packed::new(rk, g, u, 2 * u),
-                            Some(Packed::new(&rk[2 * u..], g, u, u)),
-                        )
-                    }),
-                _ => Packed::worthwhile(u, g, pack_rows).then(|| (Packed::new(rk, g, u, g), None)),
-            }
-        });
         Scratch {
             gates: vec![0.0; batch * g],
             rec: vec![0.0; batch * g],
             aux: vec![0.0; batch * u],
             pre: None,
             hm: Vec::new(),
-            packed,
         }
     }
 
@@ -464,7 +461,7 @@ impl Cell {
             .as_ref()
             .map(|b| b.as_slice().expect("weights are standard layout"));
         let (act, ract) = (self.cfg.activation, self.cfg.recurrent_activation);
-        let packed = s.packed.as_ref().map(|p| &p.0);
+        let packed = self.packed().rec.as_ref();
         match self.kind {
             CellKind::Lstm => {
                 // z = (x K + h R) + b
@@ -574,7 +571,7 @@ impl Cell {
                     for b in 0..batch {
                         s.rec[b * g + 2 * u..(b + 1) * g].fill(0.0);
                     }
-                    let packed_h = s.packed.as_ref().and_then(|p| p.1.as_ref());
+                    let packed_h = self.packed().rec_h.as_ref();
                     rec_product(
                         &s.aux,
                         packed_h,

@@ -248,10 +248,10 @@ impl Packed {
         Packed { k, width, data }
     }
 
-    /// Whether packing a `(k, width)` matrix pays for a call that multiplies `rows` rows by it in total: wide
-    /// enough to fill a panel, and used for enough rows that one copy costs less than the strided reads it saves.
-    pub(crate) fn worthwhile(k: usize, width: usize, rows: usize) -> bool {
-        width >= COLS && k * width >= 16 * 1024 && rows >= 8
+    /// Whether packing a `(k, width)` matrix pays: wide enough to fill a panel, and large enough that its rows'
+    /// strided layout costs cache misses.
+    pub(crate) fn worthwhile(k: usize, width: usize) -> bool {
+        width >= COLS && k * width >= 16 * 1024
     }
 }
 

@@ -262,7 +262,6 @@ impl RnnModule {
                 .project_masked_into(x2.view(), &m.input, b, xp.view_mut());
             xp
         });
-        let proj = self.cell.pack_kernel(b * t);
         let chunk = if b >= 8 {
             1
         } else {
@@ -276,8 +275,7 @@ impl RnnModule {
             .filter(|m| !m.rec.is_empty())
             .map(|m| m.rec.as_slice());
 
-        let pack_rows = if rec_masks.is_none() { b * t } else { 0 };
-        let mut scratch = self.cell.scratch(b, pack_rows);
+        let mut scratch = self.cell.scratch(b);
         if rec_masks.is_some() {
             scratch.hm = vec![0.0; b * u];
         }
@@ -312,8 +310,7 @@ impl RnnModule {
                 None if chunk == 1 => {
                     // Row i of step ti is x[i, ti, :], T·D values after row i - 1.
                     let x_t = xflat.get(ti * d..).unwrap_or(&[]);
-                    self.cell
-                        .project_rows(x_t, t * d, b, proj.as_ref(), &mut xp_buf);
+                    self.cell.project_rows(x_t, t * d, b, &mut xp_buf);
                     (&xp_buf, g)
                 }
                 None => {
@@ -323,7 +320,7 @@ impl RnnModule {
                         for (i, out) in xp_buf.chunks_mut(chunk * g).enumerate() {
                             // Steps lo..lo + steps of sample i: contiguous rows of x.
                             let rows = xflat.get((i * t + lo) * d..).unwrap_or(&[]);
-                            self.cell.project_rows(rows, d, steps, proj.as_ref(), out);
+                            self.cell.project_rows(rows, d, steps, out);
                         }
                         held = lo;
                     }
@@ -414,6 +411,9 @@ impl RnnModule {
         threads: usize,
     ) -> Result<Forward> {
         let b = call.inputs[0].shape()[0];
+        // Pack the weights once here, so the copies below share the packed kernels instead of each packing its own
+        // (worth_splitting checked that the layer is built).
+        let _ = self.cell.packed();
         let chunk = b.div_ceil(threads);
         let ranges: Vec<std::ops::Range<usize>> = (0..b)
             .step_by(chunk)
