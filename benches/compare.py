@@ -105,7 +105,20 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shape", action="append")
     ap.add_argument("--train", action="store_true", help="time training steps instead of forward passes")
+    ap.add_argument("--torch-json", help=argparse.SUPPRESS)  # internal: the PyTorch child process
     args = ap.parse_args()
+    if args.torch_json:
+        # PyTorch and TensorFlow's XLA each bundle LLVM and abort when both load in one process, so PyTorch is
+        # timed here, in a child process that never imports TensorFlow.
+        import torch
+        torch.set_num_threads(args.threads)
+        out = {}
+        for s in args.shape:
+            kind, dims = s.split(":")
+            b, t, f, u = map(int, dims.split(","))
+            out[s] = (torch_train_times if args.train else torch_times)(kind, b, t, f, u)
+        json.dump(out, open(args.torch_json, "w"))
+        return
     shapes = args.shape or (DEFAULT_TRAIN if args.train else DEFAULT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -116,26 +129,33 @@ def main():
             (["--shape", s] for s in shapes), [])
         subprocess.run(cmd, check=True)
         ours = json.load(open(path))
+    torch_refs = {}
+    try:
+        import importlib.util
+        if importlib.util.find_spec("torch") is None:
+            raise ImportError
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "torch.json")
+            cmd = [sys.executable, __file__, "--torch-json", path, "--threads", str(args.threads)] + (
+                ["--train"] if args.train else []) + sum((["--shape", s] for s in shapes), [])
+            subprocess.run(cmd, check=True)
+            torch_refs = json.load(open(path))
+    except ImportError:
+        print("(PyTorch not installed: skipped)")
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    try:
-        import torch
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        print("(PyTorch not installed: skipped)")
     what = "training step (fit / train_on_batch)" if args.train else "forward pass"
     print(f"\nthreads {args.threads}; load average at start {ours.get('load_average_1min')}; median ms per {what}")
     header = f"{'shape':<22} {'rnnlab':>9}"
     rows = []
-    for r in ours["results"]:
+    for shape, r in zip(shapes, ours["results"]):
         kind, b, t, f, u = r["kind"], r["batch"], r["steps"], r["features"], r["units"]
         if args.train:
             refs = keras_train_times(kind, b, t, f, u)
-            refs.update(torch_train_times(kind, b, t, f, u))
         else:
             refs = keras_times(kind, b, t, f, u, args.threads)
-            refs.update(torch_times(kind, b, t, f, u))
+        refs.update(torch_refs.get(shape, {}))
         rows.append((f"{kind} {b},{t},{f},{u}", r["median_ms"], refs))
     names = sorted({n for _, _, refs in rows for n in refs})
     print(header + "".join(f" {n:>18} {'x':>7}" for n in names))
