@@ -108,6 +108,10 @@ pub(crate) fn tanh32(x: f32) -> f32 {
 /// c = 0.05020291, where `1 / (1 + exp(-x))` gives 0.05020292.
 #[inline(always)]
 pub(crate) fn sigmoid32(x: f32) -> f32 {
+    // `f32::min` would turn NaN into the bound: NaN stays NaN.
+    if x.is_nan() {
+        return x;
+    }
     let e = exp32(x.min(16.635_532));
     e / (1.0 + e)
 }
@@ -190,75 +194,66 @@ mod avx512 {
         _mm512_cvtpd_ps(_mm512_div_pd(e, _mm512_add_pd(e, set(2.0))))
     }
 
-    /// Applies `f8` to 16 floats: two halves of 8 in double precision, NaN lanes passed through, `post` after.
+    /// `f8` on the two halves of 16 floats (8 doubles each).
     #[inline(always)]
-    unsafe fn map16(
-        v: &mut [f32],
-        f8: unsafe fn(__m256) -> __m256,
-        post: impl Fn(__m512, __m512) -> __m512,
-    ) {
-        let x = _mm512_loadu_ps(v.as_ptr());
+    unsafe fn halves(x: __m512, f8: unsafe fn(__m256) -> __m256) -> __m512 {
         let lo = f8(_mm512_castps512_ps256(x));
         let hi = f8(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
             _mm512_castps_pd(x),
         )));
-        let y = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+        _mm512_castpd_ps(_mm512_insertf64x4::<1>(
             _mm512_castps_pd(_mm512_castps256_ps512(lo)),
             _mm256_castps_pd(hi),
-        ));
-        let y = post(x, y);
-        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-        _mm512_storeu_ps(v.as_mut_ptr(), _mm512_mask_blend_ps(nan, y, x));
+        ))
+    }
+
+    /// Applies `f16` to the slice 16 floats at a time (NaN lanes keep their NaN) and `scalar` to the tail.
+    #[inline(always)]
+    unsafe fn map_slice(v: &mut [f32], f16: impl Fn(__m512) -> __m512, scalar: fn(f32) -> f32) {
+        let mut chunks = v.chunks_exact_mut(16);
+        for c in &mut chunks {
+            let x = _mm512_loadu_ps(c.as_ptr());
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+            _mm512_storeu_ps(c.as_mut_ptr(), _mm512_mask_blend_ps(nan, f16(x), x));
+        }
+        chunks
+            .into_remainder()
+            .iter_mut()
+            .for_each(|x| *x = scalar(*x));
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_slice(v: &mut [f32]) {
-        let mut chunks = v.chunks_exact_mut(16);
-        for c in &mut chunks {
-            map16(c, exp8, |_, y| y);
-        }
-        chunks
-            .into_remainder()
-            .iter_mut()
-            .for_each(|x| *x = super::exp32(*x));
+        map_slice(v, |x| halves(x, exp8), super::exp32)
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tanh_slice(v: &mut [f32]) {
-        let mut chunks = v.chunks_exact_mut(16);
-        for c in &mut chunks {
-            // copysign: the magnitude from tanh(|x|), the sign bit from x.
-            map16(c, tanh8, |x, y| {
+        map_slice(
+            v,
+            |x| {
+                // copysign: the magnitude from tanh(|x|), the sign bit from x.
                 let sign = _mm512_set1_epi32(i32::MIN);
                 _mm512_castsi512_ps(_mm512_or_si512(
-                    _mm512_andnot_si512(sign, _mm512_castps_si512(y)),
+                    _mm512_andnot_si512(sign, _mm512_castps_si512(halves(x, tanh8))),
                     _mm512_and_si512(sign, _mm512_castps_si512(x)),
                 ))
-            });
-        }
-        chunks
-            .into_remainder()
-            .iter_mut()
-            .for_each(|x| *x = super::tanh32(*x));
+            },
+            super::tanh32,
+        )
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sigmoid_slice(v: &mut [f32]) {
-        let mut chunks = v.chunks_exact_mut(16);
-        for c in &mut chunks {
-            let x = _mm512_loadu_ps(c.as_ptr());
-            // e = exp(min(x, 16.635532)), then e / (1 + e) in float32, as the scalar sigmoid32.
-            let xm = _mm512_min_ps(x, _mm512_set1_ps(16.635_532));
-            _mm512_storeu_ps(c.as_mut_ptr(), xm);
-            map16(c, exp8, |_, y| y);
-            let e = _mm512_loadu_ps(c.as_ptr());
-            let s = _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(1.0), e));
-            _mm512_storeu_ps(c.as_mut_ptr(), s);
-        }
-        chunks
-            .into_remainder()
-            .iter_mut()
-            .for_each(|x| *x = super::sigmoid32(*x));
+        map_slice(
+            v,
+            |x| {
+                // e = exp(min(x, 16.635532)), then e / (1 + e) in float32, as the scalar sigmoid32.
+                let e = halves(_mm512_min_ps(x, _mm512_set1_ps(16.635_532)), exp8);
+                _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+            },
+            super::sigmoid32,
+        )
     }
 }
 
@@ -340,7 +335,9 @@ mod tests {
         assert_eq!(tanh32(1e-30), 1e-30);
         assert_eq!(tanh32(f32::INFINITY), 1.0);
         assert_eq!(tanh32(f32::NEG_INFINITY), -1.0);
-        assert!(tanh32(f32::NAN).is_nan() && exp32(f32::NAN).is_nan());
+        assert!(
+            tanh32(f32::NAN).is_nan() && exp32(f32::NAN).is_nan() && sigmoid32(f32::NAN).is_nan()
+        );
         assert_eq!(sigmoid32(100.0), 1.0);
         assert_eq!(sigmoid32(0.0), 0.5);
     }

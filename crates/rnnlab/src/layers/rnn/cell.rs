@@ -440,6 +440,47 @@ impl Cell {
         }
     }
 
+    /// `gates = xp_t + h R` for every gate block (LSTM, SimpleRNN), `rec` holding `h R`; with recurrent dropout each
+    /// block's product uses its own mask.
+    fn input_plus_recurrent(
+        &self,
+        xp_t: &[f32],
+        xs: usize,
+        h: &[f32],
+        s: &mut Scratch,
+        batch: usize,
+        rec_masks: Option<&[Vec<f32>]>,
+    ) {
+        let w = self.w.as_ref().expect("built before forward");
+        let rk = w.recurrent.as_slice().expect("weights are standard layout");
+        let (u, g) = (self.cfg.units, self.gate_width());
+        s.rec.fill(0.0);
+        match rec_masks {
+            Some(ms) => masked_rec(h, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..g / u),
+            None => rec_product(
+                h,
+                self.packed().rec.as_ref(),
+                rk,
+                &mut s.rec,
+                batch,
+                u,
+                g,
+                g,
+            ),
+        }
+        for ((z, rec), x) in s
+            .gates
+            .chunks_mut(g)
+            .zip(s.rec.chunks(g))
+            .zip(xp_t.chunks(xs))
+        {
+            z.iter_mut()
+                .zip(rec)
+                .zip(x)
+                .for_each(|((z, r), x)| *z = x + r);
+        }
+    }
+
     /// One time step for the whole batch, in Keras' order of operations. `xp_t: (B, G)` with rows `xs` apart,
     /// `prev`/`next`: the states (B, U) each. Leaves the activated gates in `s.gates`.
     pub(crate) fn step(
@@ -465,24 +506,7 @@ impl Cell {
         match self.kind {
             CellKind::Lstm => {
                 // z = (x K + h R) + b
-                s.rec.fill(0.0);
-                match rec_masks {
-                    Some(ms) => {
-                        masked_rec(&prev[0], ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..4)
-                    }
-                    None => rec_product(&prev[0], packed, rk, &mut s.rec, batch, u, g, g),
-                }
-                for ((z, rec), x) in s
-                    .gates
-                    .chunks_mut(g)
-                    .zip(s.rec.chunks(g))
-                    .zip(xp_t.chunks(xs))
-                {
-                    z.iter_mut()
-                        .zip(rec)
-                        .zip(x)
-                        .for_each(|((z, r), x)| *z = x + r);
-                }
+                self.input_plus_recurrent(xp_t, xs, &prev[0], s, batch, rec_masks);
                 if let Some(b) = bias {
                     for row in s.gates.chunks_mut(g) {
                         row.iter_mut().zip(b).for_each(|(z, bv)| *z += bv);
@@ -606,24 +630,7 @@ impl Cell {
             }
             CellKind::Simple => {
                 // h = act((x K + b) + h R)
-                s.rec.fill(0.0);
-                match rec_masks {
-                    Some(ms) => {
-                        masked_rec(&prev[0], ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..1)
-                    }
-                    None => rec_product(&prev[0], packed, rk, &mut s.rec, batch, u, g, g),
-                }
-                for ((z, rec), x) in s
-                    .gates
-                    .chunks_mut(g)
-                    .zip(s.rec.chunks(g))
-                    .zip(xp_t.chunks(xs))
-                {
-                    z.iter_mut()
-                        .zip(rec)
-                        .zip(x)
-                        .for_each(|((z, r), x)| *z = x + r);
-                }
+                self.input_plus_recurrent(xp_t, xs, &prev[0], s, batch, rec_masks);
                 if let Some(p) = s.pre.as_mut() {
                     p.copy_from_slice(&s.gates);
                 }

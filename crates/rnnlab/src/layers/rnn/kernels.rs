@@ -267,12 +267,13 @@ fn block_packed<const R: usize, const NP: usize, const FUSED: bool>(
     ldo: usize,
     r0: usize,
     p0: usize,
+    js: std::ops::Range<usize>,
 ) {
     let k = pk.k;
     let cols = |p: usize| COLS.min(pk.width - (p0 + p) * COLS);
     let panels: [&[f32]; NP] =
         std::array::from_fn(|p| &pk.data[(p0 + p) * k * COLS..(p0 + p + 1) * k * COLS]);
-    for js in term_blocks::<FUSED>(k) {
+    {
         let mut acc = [[[0.0f32; COLS]; NP]; R];
         if !FUSED {
             for (r, accr) in acc.iter_mut().enumerate() {
@@ -311,6 +312,49 @@ fn block_packed<const R: usize, const NP: usize, const FUSED: bool>(
     }
 }
 
+/// A register block of the packed kernels: rows × panels.
+#[derive(Clone, Copy)]
+enum Tile {
+    /// [`ROWS`] rows, one panel.
+    Rows,
+    /// One row, four panels (16 accumulators hide the latency of the additions at batch 1).
+    Panels4,
+    /// One row, one panel.
+    One,
+}
+
+/// The order both packed kernels (portable and AVX-512) visit a product in: per block of terms (fused order), each
+/// panel for every block of [`ROWS`] rows while it is in cache, then the leftover rows four panels at a time.
+/// `f(tile, first row, first panel, terms)`.
+#[inline(always)]
+fn schedule<const FUSED: bool>(
+    k: usize,
+    rows: usize,
+    width: usize,
+    mut f: impl FnMut(Tile, usize, usize, std::ops::Range<usize>),
+) {
+    let panels = width.div_ceil(COLS);
+    let full = rows - rows % ROWS;
+    for js in term_blocks::<FUSED>(k) {
+        for p in 0..panels {
+            for r0 in (0..full).step_by(ROWS) {
+                f(Tile::Rows, r0, p, js.clone());
+            }
+        }
+        for r in full..rows {
+            let mut p = 0;
+            while p + 4 <= panels {
+                f(Tile::Panels4, r, p, js.clone());
+                p += 4;
+            }
+            while p < panels {
+                f(Tile::One, r, p, js.clone());
+                p += 1;
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn gemm_acc_packed_body<const FUSED: bool>(
     a: &[f32],
@@ -320,34 +364,18 @@ fn gemm_acc_packed_body<const FUSED: bool>(
     ldo: usize,
     rows: usize,
 ) {
-    let panels = pk.width.div_ceil(COLS);
-    // Blocks of ROWS rows, one panel at a time: the panel stays in cache while every row block uses it.
-    let full = rows - rows % ROWS;
-    for p in 0..panels {
-        for r0 in (0..full).step_by(ROWS) {
-            block_packed::<ROWS, 1, FUSED>(a, lda, pk, out, ldo, r0, p);
-        }
-    }
-    // Leftover rows (all of them at batch 1): four panels at once, so 16 independent accumulators hide the
-    // latency of the additions.
-    for r in full..rows {
-        let mut p = 0;
-        while p + 4 <= panels {
-            block_packed::<1, 4, FUSED>(a, lda, pk, out, ldo, r, p);
-            p += 4;
-        }
-        while p < panels {
-            block_packed::<1, 1, FUSED>(a, lda, pk, out, ldo, r, p);
-            p += 1;
-        }
-    }
+    schedule::<FUSED>(pk.k, rows, pk.width, |tile, r0, p0, js| match tile {
+        Tile::Rows => block_packed::<ROWS, 1, FUSED>(a, lda, pk, out, ldo, r0, p0, js),
+        Tile::Panels4 => block_packed::<1, 4, FUSED>(a, lda, pk, out, ldo, r0, p0, js),
+        Tile::One => block_packed::<1, 1, FUSED>(a, lda, pk, out, ldo, r0, p0, js),
+    })
 }
 
 /// AVX-512 register blocks over a [`Packed`] matrix, written with intrinsics: the compiler kept the portable
 /// version's 64-float accumulator arrays partly on the stack, which halved its speed.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Packed, COLS, ROWS};
+    use super::{Packed, Tile, COLS, ROWS};
     use std::arch::x86_64::*;
 
     /// Vectors of 16 floats per panel.
@@ -432,8 +460,7 @@ mod avx512 {
         }
     }
 
-    /// Rows in blocks of [`ROWS`] (one panel at a time, so the panel stays in cache for every block), leftover
-    /// rows four panels at a time; fused products in blocks of [`KC`](super::KC) terms.
+    /// The product in [`schedule`](super::schedule)'s order with the register blocks above.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
         a: &[f32],
@@ -443,27 +470,14 @@ mod avx512 {
         ldo: usize,
         rows: usize,
     ) {
-        let panels = pk.width.div_ceil(COLS);
-        let full = rows - rows % ROWS;
-        for js in super::term_blocks::<FUSED>(pk.k) {
+        super::schedule::<FUSED>(pk.k, rows, pk.width, |tile, r0, p0, js| {
             let (j0, j1) = (js.start, js.end);
-            for p in 0..panels {
-                for r0 in (0..full).step_by(ROWS) {
-                    block::<ROWS, 1, FUSED>(a, lda, pk, out, ldo, r0, p, j0, j1);
-                }
+            match tile {
+                Tile::Rows => block::<ROWS, 1, FUSED>(a, lda, pk, out, ldo, r0, p0, j0, j1),
+                Tile::Panels4 => block::<1, 4, FUSED>(a, lda, pk, out, ldo, r0, p0, j0, j1),
+                Tile::One => block::<1, 1, FUSED>(a, lda, pk, out, ldo, r0, p0, j0, j1),
             }
-            for r in full..rows {
-                let mut p = 0;
-                while p + 4 <= panels {
-                    block::<1, 4, FUSED>(a, lda, pk, out, ldo, r, p, j0, j1);
-                    p += 4;
-                }
-                while p < panels {
-                    block::<1, 1, FUSED>(a, lda, pk, out, ldo, r, p, j0, j1);
-                    p += 1;
-                }
-            }
-        }
+        })
     }
 }
 
