@@ -149,7 +149,9 @@ fn masked_rec(
 pub(crate) struct Cell {
     pub kind: CellKind,
     pub cfg: CellConfig,
-    pub w: Option<CellWeights>,
+    /// Shared, so copying a layer (each thread of a split batch gets a copy) does not copy its weights; weights are
+    /// only ever replaced whole.
+    pub w: Option<std::sync::Arc<CellWeights>>,
 }
 
 impl Cell {
@@ -248,7 +250,9 @@ impl Cell {
         } else {
             Some(self.cfg.bias_initializer.sample(&self.bias_shape())?)
         };
-        self.w = Some(CellWeights::new(kernel, recurrent, bias));
+        self.w = Some(std::sync::Arc::new(CellWeights::new(
+            kernel, recurrent, bias,
+        )));
         Ok(())
     }
 
@@ -295,7 +299,9 @@ impl Cell {
         } else {
             None
         };
-        self.w = Some(CellWeights::new(kernel, recurrent, bias));
+        self.w = Some(std::sync::Arc::new(CellWeights::new(
+            kernel, recurrent, bias,
+        )));
     }
 
     /// Keras config entries of the cell part of a recurrent layer's config.
