@@ -158,23 +158,6 @@ unsafe fn gemm_acc_avx512<const FUSED: bool>(
     gemm_acc_body::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_acc_avx2<const FUSED: bool>(
-    a: &[f32],
-    lda: usize,
-    m: &[f32],
-    ldm: usize,
-    out: &mut [f32],
-    ldo: usize,
-    rows: usize,
-    k: usize,
-    width: usize,
-) {
-    gemm_acc_body::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width)
-}
-
 /// Strided `out[r, :width] += a[r, :k] @ m[:k, :width]` in the unfused (`FUSED = false`) or fused order,
 /// dispatched to the widest vector unit this CPU has.
 #[allow(clippy::too_many_arguments)]
@@ -206,7 +189,7 @@ pub(crate) fn gemm_acc<const FUSED: bool>(
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { gemm_acc_avx2::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width) };
+            return unsafe { avx2::gemm_acc::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width) };
         }
     }
     gemm_acc_body::<FUSED>(a, lda, m, ldm, out, ldo, rows, k, width)
@@ -481,17 +464,237 @@ mod avx512 {
     }
 }
 
+/// AVX2 register blocks over a [`Packed`] matrix, written with intrinsics. The portable kernel's 64-float
+/// accumulator arrays need 32 of AVX2's 16 registers, and its closure-based schedule lost the FMA target feature
+/// (each fused multiply-add became a library call): 1.5% of the FMA peak. Here a register block is a strip of
+/// 6 rows × 16 columns, with its own schedule (see [`avx2::BLOCK_ROWS`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_acc_packed_avx2<const FUSED: bool>(
-    a: &[f32],
-    lda: usize,
-    pk: &Packed,
-    out: &mut [f32],
-    ldo: usize,
-    rows: usize,
-) {
-    gemm_acc_packed_body::<FUSED>(a, lda, pk, out, ldo, rows)
+mod avx2 {
+    use super::{Packed, COLS};
+    use std::arch::x86_64::*;
+
+    /// Vector lanes (floats) per register.
+    const L: usize = 8;
+
+    /// `R` rows times `W` registers of 8 columns: `out[r, c] += a[r, j0..j1] @ m[j0..j1, c]` in the order of
+    /// `FUSED` (see [`super::madd`]). `mp` points at the strip's first column of `m` (row stride `ldm`: [`COLS`]
+    /// in a panel), `op` at the output's; `lanes` columns exist from there: output loads and stores past them are
+    /// masked off, and so are the loads of `m` when `MASK_M` (an unpacked matrix has no zero padding).
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn strip<const R: usize, const W: usize, const FUSED: bool, const MASK_M: bool>(
+        ap: *const f32,
+        lda: usize,
+        mp: *const f32,
+        ldm: usize,
+        op: *mut f32,
+        ldo: usize,
+        lanes: usize,
+        j0: usize,
+        j1: usize,
+    ) {
+        let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        // Masked loads and stores only where a register is partly outside the matrix: AMD's masked store is
+        // many times slower than a plain one.
+        let whole: [bool; W] = std::array::from_fn(|v| lanes >= L * (v + 1));
+        let masks: [__m256i; W] = std::array::from_fn(|v| {
+            let n = lanes.saturating_sub(L * v).min(L) as i32;
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota)
+        });
+        let load = |p: *const f32, v: usize| {
+            if whole[v] {
+                _mm256_loadu_ps(p)
+            } else {
+                _mm256_maskload_ps(p, masks[v])
+            }
+        };
+        // SAFETY (all pointer arithmetic below): the caller passes `ap` at R rows of at least j1 values with
+        // stride `lda`, `mp` at j1 rows (stride `ldm`) with `lanes` columns, or W * L zero-padded columns when
+        // not MASK_M, and `op` at R output rows (stride `ldo`) with `lanes` writable columns.
+        let mut acc = [[_mm256_setzero_ps(); W]; R];
+        if !FUSED {
+            for (r, accr) in acc.iter_mut().enumerate() {
+                for (v, accv) in accr.iter_mut().enumerate() {
+                    *accv = load(op.add(r * ldo + L * v), v);
+                }
+            }
+        }
+        for j in j0..j1 {
+            let m: [__m256; W] = std::array::from_fn(|v| {
+                let at = mp.add(j * ldm + L * v);
+                if MASK_M {
+                    load(at, v)
+                } else {
+                    _mm256_loadu_ps(at)
+                }
+            });
+            for (r, accr) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r * lda + j));
+                for (accv, &mv) in accr.iter_mut().zip(&m) {
+                    *accv = if FUSED {
+                        _mm256_fmadd_ps(av, mv, *accv)
+                    } else {
+                        // A multiply then an add, never fused: the order of the naive loop.
+                        _mm256_add_ps(*accv, _mm256_mul_ps(av, mv))
+                    };
+                }
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            for (v, &accv) in accr.iter().enumerate() {
+                let o = op.add(r * ldo + L * v);
+                let x = if FUSED {
+                    _mm256_add_ps(load(o, v), accv)
+                } else {
+                    accv
+                };
+                if whole[v] {
+                    _mm256_storeu_ps(o, x)
+                } else {
+                    _mm256_maskstore_ps(o, masks[v], x)
+                }
+            }
+        }
+    }
+
+    /// Rows per register block: 6 rows × 16 columns = 12 accumulators, which with two loads of `m` and a
+    /// broadcast fill AVX2's 16 registers and keep both FMA (or multiply and add) units busy through their latency.
+    const BLOCK_ROWS: usize = 6;
+
+    /// `out[:rows, :lanes] += a[:rows, j0..j1] @ m[j0..j1, :lanes]` for one chunk of at most [`COLS`] columns:
+    /// blocks of [`BLOCK_ROWS`] rows in strips of 16 columns, then the leftover rows in a block shaped to keep 8
+    /// or more accumulators (one row: the whole chunk at once). The order of rounding of each output value does not
+    /// depend on the blocking, so the bits equal the portable kernel's.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn chunk<const FUSED: bool, const MASK_M: bool>(
+        ap: *const f32,
+        lda: usize,
+        mp: *const f32,
+        ldm: usize,
+        op: *mut f32,
+        ldo: usize,
+        rows: usize,
+        lanes: usize,
+        j0: usize,
+        j1: usize,
+    ) {
+        // SAFETY: the callers pass pointers covering `rows` rows and `lanes` (≤ COLS) columns, see `strip`.
+        let full = rows - rows % BLOCK_ROWS;
+        for c in (0..lanes).step_by(2 * L) {
+            for r0 in (0..full).step_by(BLOCK_ROWS) {
+                strip::<BLOCK_ROWS, 2, FUSED, MASK_M>(
+                    ap.add(r0 * lda),
+                    lda,
+                    mp.add(c),
+                    ldm,
+                    op.add(r0 * ldo + c),
+                    ldo,
+                    lanes - c,
+                    j0,
+                    j1,
+                );
+            }
+        }
+        let (ap, op) = (ap.add(full * lda), op.add(full * ldo));
+        macro_rules! rest {
+            ($r:literal, $w:literal) => {
+                for c in (0..lanes).step_by($w * L) {
+                    strip::<$r, $w, FUSED, MASK_M>(
+                        ap,
+                        lda,
+                        mp.add(c),
+                        ldm,
+                        op.add(c),
+                        ldo,
+                        lanes - c,
+                        j0,
+                        j1,
+                    );
+                }
+            };
+        }
+        match rows - full {
+            0 => {}
+            1 => rest!(1, 8),
+            2 => rest!(2, 4),
+            3 => rest!(3, 4),
+            4 => rest!(4, 2),
+            _ => rest!(5, 2),
+        }
+    }
+
+    /// The unpacked product ([`super::gemm_acc`]'s contract), per block of terms (the fused order's
+    /// [`KC`](super::KC)) and chunk of 64 columns.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm_acc<const FUSED: bool>(
+        a: &[f32],
+        lda: usize,
+        m: &[f32],
+        ldm: usize,
+        out: &mut [f32],
+        ldo: usize,
+        rows: usize,
+        k: usize,
+        width: usize,
+    ) {
+        let (ap, mp, op) = (a.as_ptr(), m.as_ptr(), out.as_mut_ptr());
+        for js in super::term_blocks::<FUSED>(k) {
+            for c in (0..width).step_by(COLS) {
+                // SAFETY: the dispatcher checked `a`, `m` and `out` cover `rows` x `k`, `k` x `width` and
+                // `rows` x `width` with their strides; `m` is read masked to the columns that exist.
+                unsafe {
+                    chunk::<FUSED, true>(
+                        ap,
+                        lda,
+                        mp.add(c),
+                        ldm,
+                        op.add(c),
+                        ldo,
+                        rows,
+                        (width - c).min(COLS),
+                        js.start,
+                        js.end,
+                    )
+                };
+            }
+        }
+    }
+
+    /// The product with a [`Packed`] matrix, per block of terms and panel.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
+        a: &[f32],
+        lda: usize,
+        pk: &Packed,
+        out: &mut [f32],
+        ldo: usize,
+        rows: usize,
+    ) {
+        let k = pk.k;
+        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data.as_ptr());
+        for js in super::term_blocks::<FUSED>(k) {
+            for p in 0..pk.width.div_ceil(COLS) {
+                // SAFETY: the dispatcher checked `a` and `out` cover `rows` rows; panel p exists and holds
+                // k * COLS floats, zero-padded past the width, so its loads need no mask.
+                unsafe {
+                    chunk::<FUSED, false>(
+                        ap,
+                        lda,
+                        dp.add(p * k * COLS),
+                        COLS,
+                        op.add(p * COLS),
+                        ldo,
+                        rows,
+                        COLS.min(pk.width - p * COLS),
+                        js.start,
+                        js.end,
+                    )
+                };
+            }
+        }
+    }
 }
 
 /// [`gemm_acc`] with a [`Packed`] right-hand side: `out[r, :width] += a[r, :k] @ m`, bit-identical to the unpacked
@@ -518,7 +721,7 @@ pub(crate) fn gemm_acc_packed<const FUSED: bool>(
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { gemm_acc_packed_avx2::<FUSED>(a, lda, pk, out, ldo, rows) };
+            return unsafe { avx2::gemm_acc_packed::<FUSED>(a, lda, pk, out, ldo, rows) };
         }
     }
     gemm_acc_packed_body::<FUSED>(a, lda, pk, out, ldo, rows)
@@ -601,6 +804,19 @@ mod tests {
             let mut got = init.clone();
             gemm_acc_packed_body::<FUSED>(&a, k, &pk, &mut got, n, rows);
             assert_eq!(got, want, "{}", label("packed portable"));
+            // The AVX2 kernels also on a machine whose dispatch picks AVX-512.
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            {
+                let mut got = init.clone();
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above); the slices hold the shapes.
+                unsafe { avx2::gemm_acc::<FUSED>(&a, k, &m, n, &mut got, n, rows, k, n) };
+                assert_eq!(got, want, "{}", label("avx2"));
+                let mut got = init.clone();
+                // SAFETY: as above.
+                unsafe { avx2::gemm_acc_packed::<FUSED>(&a, k, &pk, &mut got, n, rows) };
+                assert_eq!(got, want, "{}", label("packed avx2"));
+            }
         }
     }
 
