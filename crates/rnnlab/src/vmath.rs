@@ -292,7 +292,7 @@ mod avx2 {
         t
     };
 
-    /// `f` on each pair of registers: `f(a[i], b[i])`.
+    /// One operation on every register of an iteration: `each!(|i| op(x[i], ...))` is `[op(x[0], ...), ...]`.
     macro_rules! each {
         (|$i:ident| $e:expr) => {
             from_fn(|$i| $e)
