@@ -336,10 +336,12 @@ mod avx2 {
         let tj: D = each!(|i| _mm256_i64gather_pd::<8>(TAB.as_ptr(), j2[i]));
         // 2^m from the exponent bits: AVX2 has no arithmetic 64-bit shift, but only the low 11 bits of
         // m + 1023 reach the exponent field, and those are the same after a logical shift.
-        let scale: D = each!(|i| _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(
-            _mm256_srli_epi64::<4>(ni[i]),
-            _mm256_set1_epi64x(1023)
-        ))));
+        let scale: D = each!(
+            |i| _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(
+                _mm256_srli_epi64::<4>(ni[i]),
+                _mm256_set1_epi64x(1023)
+            )))
+        );
         let r: D = each!(|i| _mm256_sub_pd(
             _mm256_sub_pd(x[i], _mm256_mul_pd(n[i], set(L_HI))),
             _mm256_mul_pd(n[i], set(L_LO))
@@ -378,16 +380,19 @@ mod avx2 {
         // 2^(j/16) − 1: the entry after 2^(j/16).
         let tm1: D = each!(|i| _mm256_i64gather_pd::<8>(TAB.as_ptr().add(1), j2[i]));
         let e: D = each!(|i| _mm256_add_pd(
-            _mm256_mul_pd(scale[i], _mm256_add_pd(tm1[i], _mm256_mul_pd(tj[i], em1[i]))),
+            _mm256_mul_pd(
+                scale[i],
+                _mm256_add_pd(tm1[i], _mm256_mul_pd(tj[i], em1[i]))
+            ),
             _mm256_sub_pd(scale[i], set(1.0))
         ));
-        let t = narrow(each!(|i| _mm256_div_pd(e[i], _mm256_add_pd(e[i], set(2.0)))));
+        let t = narrow(each!(|i| _mm256_div_pd(
+            e[i],
+            _mm256_add_pd(e[i], set(2.0))
+        )));
         // copysign: the magnitude from tanh(|x|), the sign bit from x.
         let sign = _mm256_set1_ps(-0.0);
-        each!(|g| _mm256_or_ps(
-            _mm256_andnot_ps(sign, t[g]),
-            _mm256_and_ps(sign, x[g])
-        ))
+        each!(|g| _mm256_or_ps(_mm256_andnot_ps(sign, t[g]), _mm256_and_ps(sign, x[g])))
     }
 
     #[inline]
@@ -551,11 +556,10 @@ mod tests {
     /// The three slice kernels, on every vector path, give the scalar functions' bits on `src`.
     fn check_slices(src: &[f32]) {
         for (path, kernels) in paths() {
-            for (kernel, f) in kernels.into_iter().zip([
-                exp32 as fn(f32) -> f32,
-                tanh32,
-                sigmoid32,
-            ]) {
+            for (kernel, f) in kernels
+                .into_iter()
+                .zip([exp32 as fn(f32) -> f32, tanh32, sigmoid32])
+            {
                 let mut v = src.to_vec();
                 kernel(&mut v);
                 for (got, &x) in v.iter().zip(src) {

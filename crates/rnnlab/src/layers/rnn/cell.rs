@@ -541,7 +541,9 @@ impl Cell {
                     // Zipped slices (no indexing) so the element-wise loops vectorise.
                     let cn = &mut c_next[b * u..(b + 1) * u];
                     let cp = &c_prev[b * u..(b + 1) * u];
-                    for ((((c, &f), &cp), &i), &cc) in cn.iter_mut().zip(&*f).zip(cp).zip(&*i).zip(&*cc) {
+                    for ((((c, &f), &cp), &i), &cc) in
+                        cn.iter_mut().zip(&*f).zip(cp).zip(&*i).zip(&*cc)
+                    {
                         *c = f * cp + i * cc;
                     }
                     let hn = &mut h_next[b * u..(b + 1) * u];

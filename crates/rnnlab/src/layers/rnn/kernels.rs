@@ -806,7 +806,8 @@ mod tests {
             assert_eq!(got, want, "{}", label("packed portable"));
             // The AVX2 kernels also on a machine whose dispatch picks AVX-512.
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
             {
                 let mut got = init.clone();
                 // SAFETY: the CPU supports AVX2 and FMA (checked just above); the slices hold the shapes.
