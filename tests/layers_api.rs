@@ -2867,6 +2867,54 @@ fn set_weights_accepts_arrays_in_any_memory_layout() {
     assert_eq!(lstm.apply(&x).unwrap(), y0);
 }
 
+/// A batch of 8 or more is projected one step at a time (LSTM and SimpleRNN with large enough weights: straight
+/// into the gates), a smaller one several steps per sample into a buffer; samples never interact, so each
+/// sample's outputs must be the same bits either way. LSTM(260) has more recurrent terms than one fused block
+/// (256), where the gates keep their separate buffer.
+#[test]
+fn the_projection_path_chosen_by_batch_size_changes_no_bits() {
+    let _g = shared();
+    let x = common::lcg_tensor(&[9, 6, 20], 7);
+    let layers: Vec<Layer> = vec![
+        LSTM::new(64)
+            .return_sequences(true)
+            .return_state(true)
+            .into(),
+        LSTM::new(260)
+            .return_sequences(true)
+            .return_state(true)
+            .into(),
+        SimpleRNN::new(128)
+            .return_sequences(true)
+            .return_state(true)
+            .into(),
+        GRU::new(64)
+            .return_sequences(true)
+            .return_state(true)
+            .into(),
+    ];
+    for layer in layers {
+        let inp = Input::new((6, 20));
+        let outs = layer.call_all(&inp).unwrap();
+        let model = Model::new(&inp, &outs).unwrap();
+        let batch = model.predict_all(&x).unwrap();
+        for i in 0..9 {
+            let xi = Tensor(x.0.slice(s![i..i + 1, .., ..]).to_owned().into_dyn());
+            let alone = model.predict_all(&xi).unwrap();
+            for (k, (b, a)) in batch.iter().zip(&alone).enumerate() {
+                let (b, a) = (b.0.index_axis(Axis(0), i), a.0.index_axis(Axis(0), 0));
+                assert!(
+                    b.iter()
+                        .zip(a.iter())
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{} output {k}, sample {i}: batch of 9 and alone differ",
+                    layer.class_name()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn splitting_the_batch_over_threads_gives_identical_bits() {
     // set_num_threads is process-wide; other tests running meanwhile are unaffected in their results because the

@@ -267,13 +267,20 @@ impl RnnModule {
         } else {
             (64 / b.max(1)).clamp(1, t.max(1))
         };
-        let mut xp_buf = vec![0.0f32; b * chunk * g];
-        // The first step `xp_buf` holds (it holds steps held..held + chunk).
-        let mut held = usize::MAX;
         let rec_masks = masks
             .as_ref()
             .filter(|m| !m.rec.is_empty())
             .map(|m| m.rec.as_slice());
+        // One step at a time straight into the gates where the cell can take it so (no projection buffer).
+        let into_gates =
+            chunk == 1 && xp_masked.is_none() && self.cell.projects_into_gates(rec_masks.is_some());
+        let mut xp_buf = if into_gates {
+            Vec::new()
+        } else {
+            vec![0.0f32; b * chunk * g]
+        };
+        // The first step `xp_buf` holds (it holds steps held..held + chunk).
+        let mut held = usize::MAX;
 
         let mut scratch = self.cell.scratch(b);
         if rec_masks.is_some() {
@@ -305,13 +312,18 @@ impl RnnModule {
 
         for k in 0..t {
             let ti = if self.opts.go_backwards { t - 1 - k } else { k };
-            let (xp_t, xs): (&[f32], usize) = match &xp_masked {
-                Some(xp) => (&xp.as_slice().expect("fresh array")[ti * b * g..], g),
+            let xp: Option<(&[f32], usize)> = match &xp_masked {
+                Some(xp) => Some((&xp.as_slice().expect("fresh array")[ti * b * g..], g)),
+                None if into_gates => {
+                    let x_t = xflat.get(ti * d..).unwrap_or(&[]);
+                    self.cell.project_rows(x_t, t * d, b, &mut scratch.gates);
+                    None
+                }
                 None if chunk == 1 => {
                     // Row i of step ti is x[i, ti, :], T·D values after row i - 1.
                     let x_t = xflat.get(ti * d..).unwrap_or(&[]);
                     self.cell.project_rows(x_t, t * d, b, &mut xp_buf);
-                    (&xp_buf, g)
+                    Some((&xp_buf, g))
                 }
                 None => {
                     let lo = ti - ti % chunk;
@@ -324,11 +336,11 @@ impl RnnModule {
                         }
                         held = lo;
                     }
-                    (&xp_buf[(ti - lo) * g..], chunk * g)
+                    Some((&xp_buf[(ti - lo) * g..], chunk * g))
                 }
             };
             self.cell
-                .step(xp_t, xs, &prev, &mut next, &mut scratch, b, rec_masks);
+                .step(xp, &prev, &mut next, &mut scratch, b, rec_masks);
             for bi in 0..b {
                 let keep = mask.is_none_or(|m| m[[bi, ti]]);
                 let row = bi * u..(bi + 1) * u;
