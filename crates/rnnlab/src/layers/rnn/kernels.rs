@@ -212,15 +212,29 @@ fn matmul_acc(a: &[f32], m: &[f32], out: &mut [f32], rows: usize, k: usize, n: u
 pub(crate) struct Packed {
     k: usize,
     width: usize,
-    data: Vec<f32>,
+    /// The panels, in cache lines: 64-byte aligned, so no 64-byte vector load of a panel row straddles two lines.
+    /// (A `Vec<f32>` this large comes from `mmap` 16 bytes past a page boundary: every AVX-512 load of the
+    /// weights was split in two, which cost a tenth of a large LSTM's time, varying with where the allocator
+    /// put them.)
+    lines: Vec<Line>,
 }
+
+/// One 64-byte cache line of floats.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
 
 impl Packed {
     /// Packs columns `0..width` of the row-major `m` (row stride `ldm`, `k` rows).
     pub(crate) fn new(m: &[f32], ldm: usize, k: usize, width: usize) -> Packed {
         assert!(k == 0 || m.len() >= (k - 1) * ldm + width, "m too short");
         let panels = width.div_ceil(COLS);
-        let mut data = vec![0.0f32; panels * k * COLS];
+        let mut pk = Packed {
+            k,
+            width,
+            lines: vec![Line([0.0; 16]); panels * k * COLS / 16],
+        };
+        let data = pk.data_mut();
         for p in 0..panels {
             let (c0, w) = (p * COLS, COLS.min(width - p * COLS));
             for j in 0..k {
@@ -228,7 +242,20 @@ impl Packed {
                     .copy_from_slice(&m[j * ldm + c0..j * ldm + c0 + w]);
             }
         }
-        Packed { k, width, data }
+        pk
+    }
+
+    /// The panels as floats: panel `p` row `j` column `c` at `(p * k + j) * COLS + c`.
+    fn data(&self) -> &[f32] {
+        // SAFETY: `Line` is 16 f32 with no padding (repr(C), 64 bytes), so the lines are contiguous floats.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.lines.len() * 16) }
+    }
+
+    fn data_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `data`, and the borrow is unique.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.lines.len() * 16)
+        }
     }
 
     /// Whether packing a `(k, width)` matrix pays: wide enough to fill a panel, and large enough that its rows'
@@ -255,7 +282,7 @@ fn block_packed<const R: usize, const NP: usize, const FUSED: bool>(
     let k = pk.k;
     let cols = |p: usize| COLS.min(pk.width - (p0 + p) * COLS);
     let panels: [&[f32]; NP] =
-        std::array::from_fn(|p| &pk.data[(p0 + p) * k * COLS..(p0 + p + 1) * k * COLS]);
+        std::array::from_fn(|p| &pk.data()[(p0 + p) * k * COLS..(p0 + p + 1) * k * COLS]);
     {
         let mut acc = [[[0.0f32; COLS]; NP]; R];
         if !FUSED {
@@ -395,7 +422,7 @@ mod avx512 {
         let ap = a.as_ptr().add(r0 * lda);
         let op = out.as_mut_ptr().add(r0 * ldo);
         let mp: [*const f32; NP] =
-            std::array::from_fn(|p| pk.data.as_ptr().add((p0 + p) * k * COLS));
+            std::array::from_fn(|p| pk.data().as_ptr().add((p0 + p) * k * COLS));
         let out_at = |r: usize, p: usize, v: usize| op.add(r * ldo + (p0 + p) * COLS + 16 * v);
         let mut acc = [[[_mm512_setzero_ps(); V]; NP]; R];
         if !FUSED {
@@ -533,7 +560,7 @@ mod avx512 {
             return;
         }
         let k = pk.k;
-        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data.as_ptr());
+        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data().as_ptr());
         let blocks = rows.div_ceil(BLOCK_ROWS);
         for js in super::term_blocks::<FUSED>(k) {
             for p in 0..pk.width.div_ceil(COLS) {
@@ -774,7 +801,7 @@ mod avx2 {
         rows: usize,
     ) {
         let k = pk.k;
-        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data.as_ptr());
+        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data().as_ptr());
         for js in super::term_blocks::<FUSED>(k) {
             for p in 0..pk.width.div_ceil(COLS) {
                 // SAFETY: the dispatcher checked `a` and `out` cover `rows` rows; panel p exists and holds
@@ -921,6 +948,19 @@ mod tests {
                 // SAFETY: as above.
                 unsafe { avx2::gemm_acc_packed::<FUSED>(&a, k, &pk, &mut got, n, rows) };
                 assert_eq!(got, want, "{}", label("packed avx2"));
+            }
+        }
+    }
+
+    #[test]
+    fn packed_panels_start_on_a_cache_line_also_when_cloned() {
+        for &(k, n) in &[(1, 1), (256, 1024), (300, 70)] {
+            let m: Vec<f32> = (0..k * n).map(|i| i as f32).collect();
+            let pk = Packed::new(&m, n, k, n);
+            for p in [pk.clone(), pk] {
+                assert_eq!(p.data().as_ptr() as usize % 64, 0, "{k}x{n}");
+                // Panel 0, row j, column c holds m[j, c].
+                assert_eq!(p.data()[(k - 1) * COLS], m[(k - 1) * n]);
             }
         }
     }
