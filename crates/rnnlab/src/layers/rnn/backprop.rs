@@ -350,15 +350,26 @@ impl RnnModule {
                         let dz = &mut dx_t[gr.clone()];
                         tc_row.copy_from_slice(c);
                         act.apply_row(&mut tc_row);
-                        for j in 0..u {
-                            let (i, f, cc, o) = (a[j], a[u + j], a[2 * u + j], a[3 * u + j]);
-                            let tc = tc_row[j];
-                            let dc = dc_in[j] + dh[j] * o * act.grad_scalar(c[j], tc);
-                            dz[j] = dc * cc * ract.grad_scalar(p[j], i);
-                            dz[u + j] = dc * c_prev[j] * ract.grad_scalar(p[u + j], f);
-                            dz[2 * u + j] = dc * i * act.grad_scalar(p[2 * u + j], cc);
-                            dz[3 * u + j] = dh[j] * tc * ract.grad_scalar(p[3 * u + j], o);
-                            dprev[1][bi * u + j] = dc * f;
+                        let row = LstmRow {
+                            pre: p,
+                            gates: a,
+                            c_prev,
+                            c,
+                            tc: &tc_row,
+                            dh,
+                            dc_in,
+                        };
+                        let dc_prev = &mut dprev[1][ur.clone()];
+                        if (act, ract) == (Activation::Tanh, Activation::Sigmoid) {
+                            // Keras' default: the derivatives from the outputs, in a loop that vectorises.
+                            row.backward(TANH_GRAD, SIGMOID_GRAD, dz, dc_prev);
+                        } else {
+                            row.backward(
+                                |x, y| act.grad_scalar(x, y),
+                                |x, y| ract.grad_scalar(x, y),
+                                dz,
+                                dc_prev,
+                            );
                         }
                         dr_t[gr.clone()].copy_from_slice(dz);
                         dprev[0][ur.clone()].fill(0.0);
@@ -366,24 +377,25 @@ impl RnnModule {
                     CellKind::Gru { reset_after } => {
                         let rec = &tape.rec[k * bg..(k + 1) * bg][gr.clone()];
                         let (dz, dr) = (&mut dx_t[gr.clone()], &mut dr_t[gr.clone()]);
-                        for j in 0..u {
-                            let (z, r, hh) = (a[j], a[u + j], a[2 * u + j]);
-                            let dzg = dh[j] * (hp[j] - hh);
-                            let dph = dh[j] * (1.0 - z) * act.grad_scalar(p[2 * u + j], hh);
-                            dz[2 * u + j] = dph;
-                            let d_r = if reset_after {
-                                dr[2 * u + j] = dph * r;
-                                dph * rec[2 * u + j]
-                            } else {
-                                // d(r*h_prev) needs dph @ R_hᵀ: computed for the whole batch below.
-                                dr[2 * u + j] = dph;
-                                0.0
-                            };
-                            dz[j] = dzg * ract.grad_scalar(p[j], z);
-                            dz[u + j] = d_r * ract.grad_scalar(p[u + j], r);
-                            dr[j] = dz[j];
-                            dr[u + j] = dz[u + j];
-                            dprev[0][bi * u + j] = dh[j] * z;
+                        let row = GruRow {
+                            pre: p,
+                            gates: a,
+                            rec,
+                            h_prev: hp,
+                            dh,
+                        };
+                        let dh_prev = &mut dprev[0][ur.clone()];
+                        if (act, ract) == (Activation::Tanh, Activation::Sigmoid) {
+                            row.backward(TANH_GRAD, SIGMOID_GRAD, reset_after, dz, dr, dh_prev);
+                        } else {
+                            row.backward(
+                                |x, y| act.grad_scalar(x, y),
+                                |x, y| ract.grad_scalar(x, y),
+                                reset_after,
+                                dz,
+                                dr,
+                                dh_prev,
+                            );
                         }
                     }
                     CellKind::Simple => {
@@ -612,6 +624,114 @@ impl RnnModule {
             dx: dx.into_dyn(),
             d_initial,
             weights,
+        }
+    }
+}
+
+/// `tanh'` from the output, as [`Activation::grad_scalar`] computes it.
+const TANH_GRAD: fn(f32, f32) -> f32 = |_, y| 1.0 - y * y;
+/// `sigmoid'` from the output, as [`Activation::grad_scalar`] computes it.
+const SIGMOID_GRAD: fn(f32, f32) -> f32 = |_, y| y * (1.0 - y);
+
+/// One batch row of an LSTM step on the tape (slices of U values; `pre` and `gates` hold the four blocks
+/// i, f, c, o of the pre-activations and activations).
+struct LstmRow<'a> {
+    pre: &'a [f32],
+    gates: &'a [f32],
+    c_prev: &'a [f32],
+    c: &'a [f32],
+    /// `act(c)`.
+    tc: &'a [f32],
+    dh: &'a [f32],
+    dc_in: &'a [f32],
+}
+
+impl LstmRow<'_> {
+    /// Pre-activation gradients `dz` (4U) and the gradient into `c_prev`, given the derivatives of the
+    /// activation and the recurrent activation as functions of (input, output). Generic so the common pair gets
+    /// its own loop without a `match` per value: the same operations, so the same bits.
+    #[inline(always)]
+    fn backward(
+        &self,
+        ga: impl Fn(f32, f32) -> f32,
+        gr: impl Fn(f32, f32) -> f32,
+        dz: &mut [f32],
+        dc_prev: &mut [f32],
+    ) {
+        let u = self.c.len();
+        let (pi, rest) = self.pre.split_at(u);
+        let (pf, rest) = rest.split_at(u);
+        let (pc, po) = rest.split_at(u);
+        let (ai, rest) = self.gates.split_at(u);
+        let (af, rest) = rest.split_at(u);
+        let (ac, ao) = rest.split_at(u);
+        let (dzi, rest) = dz.split_at_mut(u);
+        let (dzf, rest) = rest.split_at_mut(u);
+        let (dzc, dzo) = rest.split_at_mut(u);
+        for j in 0..u {
+            let (i, f, cc, o) = (ai[j], af[j], ac[j], ao[j]);
+            let tc = self.tc[j];
+            let dc = self.dc_in[j] + self.dh[j] * o * ga(self.c[j], tc);
+            dzi[j] = dc * cc * gr(pi[j], i);
+            dzf[j] = dc * self.c_prev[j] * gr(pf[j], f);
+            dzc[j] = dc * i * ga(pc[j], cc);
+            dzo[j] = self.dh[j] * tc * gr(po[j], o);
+            dc_prev[j] = dc * f;
+        }
+    }
+}
+
+/// One batch row of a GRU step on the tape (blocks z, r, h of U values each in `pre`, `gates`, `rec`).
+struct GruRow<'a> {
+    pre: &'a [f32],
+    gates: &'a [f32],
+    /// The recurrent term `h R (+ b)` (its h block is used with `reset_after`).
+    rec: &'a [f32],
+    h_prev: &'a [f32],
+    dh: &'a [f32],
+}
+
+impl GruRow<'_> {
+    /// Pre-activation gradients of the input (`dz`) and recurrent (`dr`) terms and the direct gradient into
+    /// `h_prev`, generic over the derivatives as [`LstmRow::backward`].
+    #[inline(always)]
+    fn backward(
+        &self,
+        ga: impl Fn(f32, f32) -> f32,
+        gr: impl Fn(f32, f32) -> f32,
+        reset_after: bool,
+        dz: &mut [f32],
+        dr: &mut [f32],
+        dh_prev: &mut [f32],
+    ) {
+        let u = self.h_prev.len();
+        let (pz, rest) = self.pre.split_at(u);
+        let (pr, ph) = rest.split_at(u);
+        let (az, rest) = self.gates.split_at(u);
+        let (ar, ah) = rest.split_at(u);
+        let rec_h = &self.rec[2 * u..3 * u];
+        let (dzz, rest) = dz.split_at_mut(u);
+        let (dzr, dzh) = rest.split_at_mut(u);
+        let (drz, rest) = dr.split_at_mut(u);
+        let (drr, drh) = rest.split_at_mut(u);
+        for j in 0..u {
+            let (z, r, hh) = (az[j], ar[j], ah[j]);
+            let dzg = self.dh[j] * (self.h_prev[j] - hh);
+            let dph = self.dh[j] * (1.0 - z) * ga(ph[j], hh);
+            dzh[j] = dph;
+            let d_r = if reset_after {
+                drh[j] = dph * r;
+                dph * rec_h[j]
+            } else {
+                // d(r*h_prev) needs dph @ R_hᵀ: computed for the whole batch by the caller.
+                drh[j] = dph;
+                0.0
+            };
+            dzz[j] = dzg * gr(pz[j], z);
+            dzr[j] = d_r * gr(pr[j], r);
+            drz[j] = dzz[j];
+            drr[j] = dzr[j];
+            dh_prev[j] = self.dh[j] * z;
         }
     }
 }
