@@ -14,7 +14,7 @@ use ndarray::{linalg::general_mat_mul, Array2, Array3, ArrayD, ArrayView2, Array
 use rand::{Rng, SeedableRng};
 
 use super::cell::{Cell, CellKind, Scratch};
-use super::kernels::{gemm_acc_packed, Packed};
+use super::kernels::{gemm_acc_packed, gemm_tn_acc, Packed, KC};
 use super::{Mask, RnnModule};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -74,15 +74,16 @@ impl RnnTape {
         self.states = prev
             .iter()
             .map(|p| {
-                let mut v = crate::pool::zeroed((t + 1) * b * u);
+                // Every buffer of the tape is written in full: step 0's states here, the rest by `record`.
+                let mut v = crate::pool::overwritten((t + 1) * b * u);
                 v[..b * u].copy_from_slice(p);
                 v
             })
             .collect();
-        self.pre = crate::pool::zeroed(t * b * g);
-        self.gates = crate::pool::zeroed(t * b * g);
+        self.pre = crate::pool::overwritten(t * b * g);
+        self.gates = crate::pool::overwritten(t * b * g);
         self.rec = if matches!(cell.kind, CellKind::Gru { .. }) {
-            crate::pool::zeroed(t * b * g)
+            crate::pool::overwritten(t * b * g)
         } else {
             Vec::new()
         };
@@ -260,9 +261,10 @@ impl RnnModule {
             }
             None
         };
-        let mut dxp = crate::pool::zeroed(t * bg); // by original time index, like the projection
-        let mut drec_all = crate::pool::zeroed(t * bg); // by processing step, like the recorded states
-                                                        // tanh(c) of one row (LSTM), computed vectorised before the row's scalar loop.
+        // Written in full below (every step, every row, all G columns; masked rows as zeros).
+        let mut dxp = crate::pool::overwritten(t * bg); // by original time index, like the projection
+        let mut drec_all = crate::pool::overwritten(t * bg); // by processing step, like the recorded states
+                                                             // tanh(c) of one row (LSTM), computed vectorised before the row's scalar loop.
         let mut tc_row = vec![0.0f32; u];
         let mut dprev: Vec<Vec<f32>> = vec![vec![0.0; bu]; n];
         let mut drh = vec![0.0f32; bu]; // GRU reset_after=false: gradient of (r * h_prev)
@@ -485,8 +487,29 @@ impl RnnModule {
             let w = a.ncols();
             Array2::from_shape_fn(a.raw_dim(), |(r, c)| a[[r, c]] * m[(r % b) * w + c])
         };
+        // `aᵀ b` over all steps (`a: (T·B, m)`, `b`: columns `cols` of a `(T·B, ldb)` matrix) into `out`: rnnlab's
+        // packed kernel where it pays, ndarray's GEMM for small layers (the same bits on CPUs with FMA).
+        let tn = |a: ArrayView2<'_, f32>,
+                  b: &[f32],
+                  ldb: usize,
+                  cols: std::ops::Range<usize>,
+                  out: &mut ArrayViewMut2<'_, f32>| {
+            let (rows, m, n) = (a.nrows(), a.ncols(), cols.len());
+            match (a.as_slice(), out.as_slice_mut()) {
+                (Some(av), Some(o)) if Packed::worthwhile(KC.min(rows), n) => {
+                    gemm_tn_acc(av, m, &b[cols.start..], ldb, o, n, m, rows, n)
+                }
+                _ => general_mat_mul(
+                    1.0,
+                    &a.t(),
+                    &view2(b, rows, ldb).slice(ndarray::s![.., cols]),
+                    0.0,
+                    out,
+                ),
+            }
+        };
         match in_masks {
-            None => general_mat_mul(1.0, &x2.t(), &dxp_m, 0.0, &mut dk),
+            None => tn(x2.view(), &dxp, g, 0..g, &mut dk.view_mut()),
             Some(ms) => {
                 for (mi, m) in ms.iter().enumerate() {
                     let cols = if ms.len() == 1 {
@@ -528,13 +551,8 @@ impl RnnModule {
         match cell.kind {
             CellKind::Gru { reset_after: false } => {
                 if rec_masks.is_none() {
-                    general_mat_mul(
-                        1.0,
-                        &hprev_all.t(),
-                        &drec_m.slice(ndarray::s![.., ..2 * u]),
-                        0.0,
-                        &mut dr.slice_mut(ndarray::s![.., ..2 * u]),
-                    );
+                    let mut dr_zr = dr.slice_mut(ndarray::s![.., ..2 * u]);
+                    tn(hprev_all, &drec_all, g, 0..2 * u, &mut dr_zr);
                 }
                 // R_h multiplied r * h_prev.
                 let mut rh = crate::pool::zeroed(t * bu);
@@ -546,18 +564,13 @@ impl RnnModule {
                         }
                     }
                 }
-                general_mat_mul(
-                    1.0,
-                    &view2(&rh, t * b, u).t(),
-                    &drec_m.slice(ndarray::s![.., 2 * u..]),
-                    0.0,
-                    &mut dr.slice_mut(ndarray::s![.., 2 * u..]),
-                );
+                let mut dr_h = dr.slice_mut(ndarray::s![.., 2 * u..]);
+                tn(view2(&rh, t * b, u), &drec_all, g, 2 * u..g, &mut dr_h);
                 crate::pool::recycle(rh);
             }
             _ => {
                 if rec_masks.is_none() {
-                    general_mat_mul(1.0, &hprev_all.t(), &drec_m, 0.0, &mut dr)
+                    tn(hprev_all, &drec_all, g, 0..g, &mut dr.view_mut())
                 }
             }
         }
@@ -579,6 +592,13 @@ impl RnnModule {
         let mut dx2 = Array2::from_shape_vec((t * b, d), crate::pool::zeroed(t * b * d))
             .expect("T*B*D values");
         match in_masks {
+            // The transposed kernel packed once (the fused order, as ndarray's GEMM).
+            None if Packed::worthwhile(g, d) => {
+                let kt = w.kernel.t().as_standard_layout().into_owned();
+                let pk = Packed::new(kt.as_slice().expect("standard layout"), d, g, d);
+                let out = dx2.as_slice_mut().expect("standard layout");
+                gemm_acc_packed::<true>(&dxp, g, &pk, out, d, t * b);
+            }
             None => general_mat_mul(1.0, &dxp_m, &w.kernel.t(), 0.0, &mut dx2),
             Some(ms) => {
                 for (mi, m) in ms.iter().enumerate() {
