@@ -540,11 +540,11 @@ mod avx512 {
         }
     }
 
-    /// The product with a [`Packed`] matrix. Four rows or more: per block of terms, per half panel (32 columns,
-    /// 32 KB at 256 terms, which stays in the 48 KB L1 cache while every block of rows streams past it), the rows
-    /// split evenly into blocks of at most [`BLOCK_ROWS`]. Whole 64-column panels with 4-row blocks streamed
-    /// their 64 KB from L2 for every four rows, which held a large LSTM to 55% of the FMA peak on an Intel
-    /// Xeon (Emerald Rapids). Fewer rows (batch 1 to 3): [`schedule`](super::schedule)'s tiles of [`block`],
+    /// The product with a [`Packed`] matrix. Four rows or more: per block of terms, per half panel (32 columns:
+    /// 128 bytes of `m` per term for 24 multiply-adds), the rows split evenly into blocks of at most
+    /// [`BLOCK_ROWS`]. Whole 64-column panels with 4-row blocks read 256 bytes per term for 16 multiply-adds and
+    /// held a large LSTM to 55% of the FMA peak on an Intel Xeon (Emerald Rapids); this order reached 95-98% on
+    /// its own there. (Packing `a` term-major per row block, with the row block outermost, measured slower.) Fewer rows (batch 1 to 3): [`schedule`](super::schedule)'s tiles of [`block`],
     /// whose 16 accumulators span four panels. The order of rounding of each output value does not depend on the
     /// blocking, so the bits equal the portable kernel's.
     #[target_feature(enable = "avx512f")]
