@@ -208,7 +208,7 @@ fn matmul_acc(a: &[f32], m: &[f32], out: &mut [f32], rows: usize, k: usize, n: u
 /// contiguous (the last panel zero-padded). The blocked kernel then streams one 64 KB panel (k = 256) from the
 /// cache for every block of rows, instead of reading rows 4 KB apart, which map to the same few cache sets and
 /// evict each other; this made the recurrent product of a large LSTM 2-3x faster.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Packed {
     k: usize,
     width: usize,
@@ -227,11 +227,7 @@ struct Line([f32; 16]);
 impl Packed {
     /// Packs columns `0..width` of the row-major `m` (row stride `ldm`, `k` rows).
     pub(crate) fn new(m: &[f32], ldm: usize, k: usize, width: usize) -> Packed {
-        let mut pk = Packed {
-            k: 0,
-            width: 0,
-            lines: Vec::new(),
-        };
+        let mut pk = Packed::default();
         pk.repack(m, ldm, k, width);
         pk
     }
@@ -886,11 +882,7 @@ pub(crate) fn gemm_tn_acc(
     assert!(a.len() >= (k - 1) * lda + m, "a too short");
     assert!(b.len() >= (k - 1) * ldb + n, "b too short");
     let mut at = vec![0.0f32; m * KC.min(k)];
-    let mut pk = Packed {
-        k: 0,
-        width: 0,
-        lines: Vec::new(),
-    };
+    let mut pk = Packed::default();
     for j0 in (0..k).step_by(KC) {
         let kb = KC.min(k - j0);
         // Eight rows of `at` at a time, each written in order (column by column the writes were 1 KB apart and
