@@ -28,6 +28,19 @@ fn one_hot(labels: &[usize], classes: usize, shape: &[usize]) -> Tensor {
 
 /// Compares analytic and finite-difference gradients for every weight entry of `model`.
 fn check(name: &str, model: &Model, compile: Compile, x: &[Tensor], y: &[Tensor]) {
+    check_scaled(name, model, compile, x, y, 0.7)
+}
+
+/// [`check`] with weights drawn from ±`scale` (a wide recurrent layer needs small weights: with 64 units of
+/// ±0.7 its state is chaotic and central differences no longer approximate the slope).
+fn check_scaled(
+    name: &str,
+    model: &Model,
+    compile: Compile,
+    x: &[Tensor],
+    y: &[Tensor],
+    scale: f32,
+) {
     model.compile_with(compile).unwrap();
     // Deterministic weights (the initializers draw from the process-wide generator, shared by parallel tests).
     let fixed: Vec<Tensor> = model
@@ -38,7 +51,7 @@ fn check(name: &str, model: &Model, compile: Compile, x: &[Tensor], y: &[Tensor]
             let d = data(w.shape().dims(), 100 + i as u64).to_vec();
             Tensor::new(
                 w.shape().dims().to_vec(),
-                d.iter().map(|v| v * 0.7).collect(),
+                d.iter().map(|v| v * scale).collect(),
             )
             .unwrap()
         })
@@ -461,4 +474,37 @@ fn dropout_scales_kept_values_and_passes_the_same_mask_back() -> Result<()> {
         "about 750 of 1000 kept, got {kept}"
     );
     Ok(())
+}
+
+/// Layers large enough for the packed kernels of training (gate width ≥ 64 and 256 samples·steps or more): the
+/// weight gradients `Xᵀ dZ` and `Hᵀ dZ` go through `gemm_tn_acc_shared` with one packed dZ for both (LSTM and
+/// SimpleRNN forwards) or through separate products (backwards, where dZ of the recurrent product is in the
+/// reverse step order).
+#[test]
+fn packed_weight_gradients_lstm_simplernn_forwards_and_backwards() {
+    let cases: Vec<(&str, Layer, usize, f32)> = vec![
+        ("lstm16", LSTM::new(16).into(), 3, 0.7),
+        (
+            "lstm16 backwards",
+            LSTM::new(16).go_backwards(true).into(),
+            3,
+            0.7,
+        ),
+        ("simplernn64", SimpleRNN::new(64).into(), 2, 0.15),
+    ];
+    for (name, layer, features, scale) in cases {
+        let x = Input::new((32, features));
+        let h = layer.call(&x).unwrap();
+        let y = Dense::new(1).call(&h).unwrap();
+        let m = Model::new(&x, &y).unwrap();
+        // 8 samples × 32 steps = 256 rows of dZ: the packed path's threshold for a gate width of 64.
+        check_scaled(
+            &format!("{name}+dense/mse (packed)"),
+            &m,
+            Compile::new(sgd(), Loss::mse()),
+            &[data(&[8, 32, features], 31)],
+            &[data(&[8, 1], 32)],
+            scale,
+        );
+    }
 }

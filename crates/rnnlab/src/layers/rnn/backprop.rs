@@ -14,7 +14,7 @@ use ndarray::{linalg::general_mat_mul, Array2, Array3, ArrayD, ArrayView2, Array
 use rand::{Rng, SeedableRng};
 
 use super::cell::{Cell, CellKind, Scratch};
-use super::kernels::{gemm_acc_packed, gemm_tn_acc, Packed, KC};
+use super::kernels::{gemm_acc_packed, gemm_tn_acc, gemm_tn_acc_shared, Packed, TnLhs, KC};
 use super::{Mask, RnnModule};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -263,8 +263,17 @@ impl RnnModule {
         };
         // Written in full below (every step, every row, all G columns; masked rows as zeros).
         let mut dxp = crate::pool::overwritten(t * bg); // by original time index, like the projection
-        let mut drec_all = crate::pool::overwritten(t * bg); // by processing step, like the recorded states
-                                                             // tanh(c) of one row (LSTM), computed vectorised before the row's scalar loop.
+                                                        // The gradient of the recurrent product, by processing step like the recorded states. For an LSTM or a
+                                                        // SimpleRNN it equals dxp's (the pre-activation gradient) and, unless the steps ran backwards, in the same
+                                                        // order: then dxp serves as both, with no copy (it was a twentieth of a medium LSTM's training step).
+        let shared = matches!(cell.kind, CellKind::Lstm | CellKind::Simple)
+            && tape.time_index.iter().enumerate().all(|(k, &ti)| k == ti);
+        let mut drec_all = if shared {
+            Vec::new()
+        } else {
+            crate::pool::overwritten(t * bg)
+        };
+        // tanh(c) of one row (LSTM), computed vectorised before the row's scalar loop.
         let mut tc_row = vec![0.0f32; u];
         let mut dprev: Vec<Vec<f32>> = vec![vec![0.0; bu]; n];
         let mut drh = vec![0.0f32; bu]; // GRU reset_after=false: gradient of (r * h_prev)
@@ -329,12 +338,18 @@ impl RnnModule {
             let gates = &tape.gates[k * bg..(k + 1) * bg];
             let h_prev = &tape.states[0][k * bu..(k + 1) * bu];
             let dx_t = &mut dxp[ti * bg..(ti + 1) * bg];
-            let dr_t = &mut drec_all[k * bg..(k + 1) * bg];
+            let dr_t: &mut [f32] = if shared {
+                &mut []
+            } else {
+                &mut drec_all[k * bg..(k + 1) * bg]
+            };
             for bi in 0..b {
                 let (gr, ur) = (bi * g..(bi + 1) * g, bi * u..(bi + 1) * u);
                 if !keep_row(bi) {
                     dx_t[gr.clone()].fill(0.0);
-                    dr_t[gr].fill(0.0);
+                    if !shared {
+                        dr_t[gr].fill(0.0);
+                    }
                     for s in 0..n {
                         let (src, dst) = (&dstate[s], &mut dprev[s]);
                         dst[ur.clone()].copy_from_slice(&src[ur.clone()]);
@@ -373,7 +388,9 @@ impl RnnModule {
                                 dc_prev,
                             );
                         }
-                        dr_t[gr.clone()].copy_from_slice(dz);
+                        if !shared {
+                            dr_t[gr.clone()].copy_from_slice(dz);
+                        }
                         dprev[0][ur.clone()].fill(0.0);
                     }
                     CellKind::Gru { reset_after } => {
@@ -403,7 +420,9 @@ impl RnnModule {
                     CellKind::Simple => {
                         let dz = &mut dx_t[gr.clone()];
                         act.backprop_row(p, a, dh, dz);
-                        dr_t[gr.clone()].copy_from_slice(dz);
+                        if !shared {
+                            dr_t[gr.clone()].copy_from_slice(dz);
+                        }
                         dprev[0][ur.clone()].fill(0.0);
                     }
                 }
@@ -441,6 +460,11 @@ impl RnnModule {
                     let _ = ur;
                 }
             }
+            let dr_t: &[f32] = if shared {
+                &dxp[ti * bg..(ti + 1) * bg]
+            } else {
+                dr_t
+            };
             // 3. Through the recurrent product: dh_prev += dREC_k · Rᵀ (z and r blocks only for GRU v1).
             match rec_masks {
                 None if rt_packed.is_some() => {
@@ -481,7 +505,39 @@ impl RnnModule {
         // Weight gradients: three large products over all steps.
         let x2 = &tape.x2;
         let dxp_m = view2(&dxp, t * b, g);
+        let drec: &[f32] = if shared { &dxp } else { &drec_all };
+        let hprev_all = view2(&tape.states[0][..t * bu], t * b, u);
         let mut dk = Array2::<f32>::zeros((d, g));
+        let mut dr = Array2::<f32>::zeros((u, g));
+        // Xᵀ dZ and Hᵀ dZ with the same dZ (LSTM, SimpleRNN, no dropout): dZ packed once for both.
+        let both = shared
+            && in_masks.is_none()
+            && rec_masks.is_none()
+            && Packed::worthwhile(KC.min(t * b), g);
+        if both {
+            gemm_tn_acc_shared(
+                &mut [
+                    TnLhs {
+                        a: x2.as_slice().expect("standard layout"),
+                        lda: d,
+                        m: d,
+                        out: dk.as_slice_mut().expect("standard layout"),
+                        ldo: g,
+                    },
+                    TnLhs {
+                        a: &tape.states[0][..t * bu],
+                        lda: u,
+                        m: u,
+                        out: dr.as_slice_mut().expect("standard layout"),
+                        ldo: g,
+                    },
+                ],
+                &dxp,
+                g,
+                t * b,
+                g,
+            );
+        }
         // Rows are time-major: row r is sample r % B, whose dropout mask row is r % B.
         let masked_rows = |a: ArrayView2<'_, f32>, m: &[f32]| -> Array2<f32> {
             let w = a.ncols();
@@ -509,6 +565,7 @@ impl RnnModule {
             }
         };
         match in_masks {
+            None if both => {}
             None => tn(x2.view(), &dxp, g, 0..g, &mut dk.view_mut()),
             Some(ms) => {
                 for (mi, m) in ms.iter().enumerate() {
@@ -528,9 +585,7 @@ impl RnnModule {
                 }
             }
         }
-        let hprev_all = view2(&tape.states[0][..t * bu], t * b, u);
-        let drec_m = view2(&drec_all, t * b, g);
-        let mut dr = Array2::<f32>::zeros((u, g));
+        let drec_m = view2(drec, t * b, g);
         if let Some(ms) = rec_masks {
             // Recurrent dropout: block j's product used h ⊙ m_j (GRU v1's h block: r ⊙ h ⊙ m_h, below).
             let blocks = match cell.kind {
@@ -552,7 +607,7 @@ impl RnnModule {
             CellKind::Gru { reset_after: false } => {
                 if rec_masks.is_none() {
                     let mut dr_zr = dr.slice_mut(ndarray::s![.., ..2 * u]);
-                    tn(hprev_all, &drec_all, g, 0..2 * u, &mut dr_zr);
+                    tn(hprev_all, drec, g, 0..2 * u, &mut dr_zr);
                 }
                 // R_h multiplied r * h_prev.
                 let mut rh = crate::pool::zeroed(t * bu);
@@ -565,12 +620,12 @@ impl RnnModule {
                     }
                 }
                 let mut dr_h = dr.slice_mut(ndarray::s![.., 2 * u..]);
-                tn(view2(&rh, t * b, u), &drec_all, g, 2 * u..g, &mut dr_h);
+                tn(view2(&rh, t * b, u), drec, g, 2 * u..g, &mut dr_h);
                 crate::pool::recycle(rh);
             }
             _ => {
-                if rec_masks.is_none() {
-                    tn(hprev_all, &drec_all, g, 0..g, &mut dr.view_mut())
+                if rec_masks.is_none() && !both {
+                    tn(hprev_all, drec, g, 0..g, &mut dr.view_mut())
                 }
             }
         }
