@@ -479,12 +479,13 @@ mod avx512 {
     const BLOCK_ROWS: usize = 12;
 
     /// `R` rows × `W` vectors of 16 columns of one panel: `out[r, c] += a[r, j0..j1] @ m[j0..j1, c]` in the order
-    /// of `FUSED`. `mp` points at the strip's first column in the panel (row stride [`COLS`], zero-padded, so its
-    /// loads need no mask), `op` at the output's (stride `ldo`), where only `lanes` columns exist: output loads
-    /// and stores past them are masked off.
+    /// of `FUSED`. `a[r, j]` is at `ap[r * lda + j]`, or with `TERMS` (`a` given transposed, term-major) at
+    /// `ap[j * lda + r]`. `mp` points at the strip's first column in the panel (row stride [`COLS`], zero-padded,
+    /// so its loads need no mask), `op` at the output's (stride `ldo`), where only `lanes` columns exist: output
+    /// loads and stores past them are masked off.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn strip<const R: usize, const W: usize, const FUSED: bool>(
+    unsafe fn strip<const R: usize, const W: usize, const FUSED: bool, const TERMS: bool>(
         ap: *const f32,
         lda: usize,
         mp: *const f32,
@@ -499,7 +500,8 @@ mod avx512 {
             ((1u32 << n) - 1) as __mmask16
         });
         // SAFETY (all pointer arithmetic below): the caller passes `ap` at R rows of at least j1 values (stride
-        // `lda`), `mp` at j1 panel rows holding W * 16 values each, `op` at R rows with `lanes` writable columns.
+        // `lda`; with TERMS: j1 terms of at least R values), `mp` at j1 panel rows holding W * 16 values each,
+        // `op` at R rows with `lanes` writable columns.
         let mut acc = [[_mm512_setzero_ps(); W]; R];
         if !FUSED {
             for (r, accr) in acc.iter_mut().enumerate() {
@@ -512,7 +514,7 @@ mod avx512 {
             let m: [__m512; W] =
                 std::array::from_fn(|v| _mm512_loadu_ps(mp.add(j * COLS + 16 * v)));
             for (r, accr) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r * lda + j));
+                let av = _mm512_set1_ps(*ap.add(if TERMS { j * lda + r } else { r * lda + j }));
                 for (accv, mv) in accr.iter_mut().zip(&m) {
                     *accv = if FUSED {
                         _mm512_fmadd_ps(av, *mv, *accv)
@@ -582,7 +584,7 @@ mod avx512 {
                         macro_rules! go {
                             ($($r:literal)*) => {
                                 match n {
-                                    $($r => strip::<$r, 2, FUSED>(ap, lda, mp, op, ldo, lanes, j0, j1),)*
+                                    $($r => strip::<$r, 2, FUSED, false>(ap, lda, mp, op, ldo, lanes, j0, j1),)*
                                     _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
                                 }
                             };
@@ -590,6 +592,49 @@ mod avx512 {
                         go!(4 5 6 7 8 9 10 11 12);
                         r0 += n;
                     }
+                }
+            }
+        }
+    }
+
+    /// `out[r, :] += Σ_j a[j, r] · m[j, :]` for `rows` ≥ 4 columns of `a` given term-major (`a[j, r]` at
+    /// `a[j * lda + r]`, `j < pk.k`), in the fused order of one block of terms (`pk.k` ≤ [`KC`](super::KC)): the
+    /// weight gradients' `Xᵀ dZ` without a transposed copy of X (which took 4% of a medium LSTM's training step).
+    /// The blocking of [`gemm_acc_packed`]; each term's broadcasts are adjacent floats.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gemm_acc_packed_tn(
+        a: &[f32],
+        lda: usize,
+        pk: &Packed,
+        out: &mut [f32],
+        ldo: usize,
+        rows: usize,
+    ) {
+        debug_assert!(rows >= 4 && pk.k <= super::KC);
+        let k = pk.k;
+        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data().as_ptr());
+        let blocks = rows.div_ceil(BLOCK_ROWS);
+        for p in 0..pk.width.div_ceil(COLS) {
+            let lanes = COLS.min(pk.width - p * COLS);
+            for c in (0..lanes).step_by(32) {
+                let mp = dp.add(p * k * COLS + c);
+                let mut r0 = 0;
+                for b in 0..blocks {
+                    let n = (rows - r0) / (blocks - b);
+                    // SAFETY: the caller checked `a` holds k terms of `rows` values (stride lda) and `out` rows
+                    // rows of `width` values; panel p holds k * COLS floats, zero-padded past the width.
+                    let (ap, op) = (ap.add(r0), op.add(r0 * ldo + p * COLS + c));
+                    let lanes = lanes - c;
+                    macro_rules! go {
+                        ($($r:literal)*) => {
+                            match n {
+                                $($r => strip::<$r, 2, true, true>(ap, lda, mp, op, ldo, lanes, 0, k),)*
+                                _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
+                            }
+                        };
+                    }
+                    go!(4 5 6 7 8 9 10 11 12);
+                    r0 += n;
                 }
             }
         }
@@ -861,9 +906,10 @@ pub(crate) fn gemm_acc_packed<const FUSED: bool>(
 
 /// `out[r, :n] += Σ_j a[j, r] · b[j, :n]`: the product `aᵀ b` of `a: (k, m)` (row stride `lda`) and `b: (k, n)`
 /// (row stride `ldb`), in the fused order (so bit-identical to ndarray's GEMM with FMA, as [`gemm_acc`]). Per
-/// block of [`KC`] terms, the block of `a` is transposed and that of `b` packed into buffers made once per call,
-/// then multiplied by the packed kernel: the weight gradients of a recurrent layer (`Xᵀ dZ`, `Hᵀ dZ` over all
-/// steps), where ndarray's GEMM reached a third of the FMA peak.
+/// block of [`KC`] terms, the block of `b` is packed into a buffer made once per call and multiplied by the packed
+/// kernel, which with AVX-512 reads `a` as it is (term-major) and otherwise from a transposed copy: the weight
+/// gradients of a recurrent layer (`Xᵀ dZ`, `Hᵀ dZ` over all steps), where ndarray's GEMM reached a third of the
+/// FMA peak.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_tn_acc(
     a: &[f32],
@@ -920,7 +966,8 @@ pub(crate) fn gemm_tn_acc_shared(lhs: &mut [TnLhs<'_>], b: &[f32], ldb: usize, k
     }
     assert!(b.len() >= (k - 1) * ldb + n, "b too short");
     let most = lhs.iter().map(|l| l.m).max().unwrap_or(0);
-    let mut at = vec![0.0f32; most * KC.min(k)];
+    // The transposed block of `a`, made on first use (AVX-512 reads most `a` in place).
+    let mut at = Vec::new();
     let mut pk = Packed::default();
     for j0 in (0..k).step_by(KC) {
         let kb = KC.min(k - j0);
@@ -934,6 +981,14 @@ pub(crate) fn gemm_tn_acc_shared(lhs: &mut [TnLhs<'_>], b: &[f32], ldb: usize, k
         } in lhs.iter_mut()
         {
             let (a, lda, m, ldo) = (*a, *lda, *m, *ldo);
+            #[cfg(target_arch = "x86_64")]
+            if m >= 4 && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F is there (checked just above); `a` holds the block's kb terms of m values
+                // (asserted on entry) and `out` m rows of n values.
+                unsafe { avx512::gemm_acc_packed_tn(&a[j0 * lda..], lda, &pk, out, ldo, m) };
+                continue;
+            }
+            at.resize(most * KC.min(k), 0.0);
             // Eight rows of `at` at a time, each written in order (column by column the writes were 1 KB apart
             // and ran at a tenth of the speed).
             for r0 in (0..m).step_by(8) {
