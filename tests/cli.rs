@@ -487,3 +487,49 @@ fn fit_bad_input_exits_2_with_a_clear_message() {
     );
     assert!(!out.exists(), "nothing saved after a failure");
 }
+
+/// `rnnlab run -o`: one notebook into an existing folder is written there under its own name; a file in a missing
+/// folder is refused before anything runs (a notebook can run for minutes, and its outputs would be lost).
+#[test]
+fn run_writes_one_notebook_into_an_existing_folder_and_checks_the_target_first() {
+    let dir = tempdir("run-output");
+    let nb =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/notebooks/passing.ipynb");
+    let folder = dir.join("executed");
+    std::fs::create_dir_all(&folder).unwrap();
+    let out = rnnlab()
+        .arg("run")
+        .arg(&nb)
+        .arg("-o")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(folder.join("passing.ipynb")).unwrap();
+    assert!(
+        written.contains("hello 43"),
+        "the executed cell's output is in the file"
+    );
+
+    let missing = dir.join("no-such-folder").join("passing.ipynb");
+    let out = rnnlab()
+        .arg("run")
+        .arg(&nb)
+        .arg("-o")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("cells executed"),
+        "refused before running"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

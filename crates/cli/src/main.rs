@@ -144,7 +144,8 @@ enum Command {
         /// Write the outputs back into each notebook file.
         #[arg(long, conflicts_with = "output")]
         inplace: bool,
-        /// Where to write the executed notebook (a folder when several notebooks are given).
+        /// Where to write the executed notebook: a file, or an existing folder (which keeps the notebook's name);
+        /// a folder, made if needed, when several notebooks are given.
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// Keep executing after a failing cell (by default the run stops there, as Jupyter's nbconvert does).
@@ -514,14 +515,25 @@ fn run(
     keep_going: bool,
     common: &NotebookArgs,
 ) -> Result<bool, Failure> {
-    if notebooks.len() > 1 {
-        if let Some(o) = output {
+    // Into a folder: several notebooks, or an existing folder (`-o out/` for one notebook).
+    let into_folder = output.is_some_and(|o| notebooks.len() > 1 || o.is_dir());
+    if let Some(o) = output {
+        if into_folder {
             std::fs::create_dir_all(o).map_err(|e| {
                 bad(format!(
                     "cannot create output folder '{}': {e}",
                     o.display()
                 ))
             })?;
+        } else if let Some(parent) = o.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Checked before running: a notebook can run for minutes, and its outputs would be lost.
+            if !parent.is_dir() {
+                return Err(bad(format!(
+                    "cannot write '{}': the folder '{}' does not exist",
+                    o.display(),
+                    parent.display()
+                )));
+            }
         }
     }
     let build_dir = common.build_dir()?;
@@ -532,7 +544,7 @@ fn run(
         print!("{report}");
         all_ok &= report.ok();
         let target = match output {
-            Some(o) if notebooks.len() > 1 => Some(o.join(nb.file_name().unwrap_or_default())),
+            Some(o) if into_folder => Some(o.join(nb.file_name().unwrap_or_default())),
             Some(o) => Some(o.to_path_buf()),
             None if inplace => Some(nb.clone()),
             None => None,
