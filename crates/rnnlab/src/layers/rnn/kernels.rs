@@ -568,33 +568,55 @@ mod avx512 {
         if rows >= LONG_ROWS && pk.width >= LONG_WIDTH {
             return gemm_acc_packed_long::<FUSED>(a, lda, pk, out, ldo, rows);
         }
-        let k = pk.k;
-        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data().as_ptr());
+        let (ap, op) = (a.as_ptr(), out.as_mut_ptr());
+        for js in super::term_blocks::<FUSED>(pk.k) {
+            // SAFETY: the dispatcher checked `a` and `out` cover `rows` rows of `k` and `width` values.
+            half_panels::<FUSED, false>(ap, |r0, _| (r0 * lda, lda), pk, 0, op, ldo, rows, js);
+        }
+    }
+
+    /// One block of terms `js` of a product with a [`Packed`] matrix, for all its columns: per half panel (32
+    /// columns), `rows` rows in even blocks of 4 to [`BLOCK_ROWS`] rows (64 rows: 10 or 11 each, so none is left
+    /// with few accumulators). Block `(r0, n)` reads `a` at `ap + offset` with stride `lda`, where `(offset, lda)
+    /// = at(r0, n)` (`TERMS`: `a` term-major, see [`strip`]); the panels are read from row `first` + `js.start`
+    /// (the long product's copy of `a` counts its terms from 0); the output is `op` with stride `ldo`.
+    ///
+    /// # Safety
+    /// AVX-512F; `a` as `at` describes it holds the block's terms of `rows` rows, `op` `rows` rows of
+    /// `pk.width` values, and `first + js.end <= pk.k`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn half_panels<const FUSED: bool, const TERMS: bool>(
+        ap: *const f32,
+        at: impl Fn(usize, usize) -> (usize, usize),
+        pk: &Packed,
+        first: usize,
+        op: *mut f32,
+        ldo: usize,
+        rows: usize,
+        js: std::ops::Range<usize>,
+    ) {
+        let (k, dp) = (pk.k, pk.data().as_ptr());
         let blocks = rows.div_ceil(BLOCK_ROWS);
-        for js in super::term_blocks::<FUSED>(k) {
-            for p in 0..pk.width.div_ceil(COLS) {
-                let lanes = COLS.min(pk.width - p * COLS);
-                for c in (0..lanes).step_by(32) {
-                    let mp = dp.add(p * k * COLS + c);
-                    let mut r0 = 0;
-                    for b in 0..blocks {
-                        // Even blocks (64 rows: 10 or 11 each), so none is left with few accumulators.
-                        let n = (rows - r0) / (blocks - b);
-                        // SAFETY: the dispatcher checked `a` and `out` cover `rows` rows of `k` and `width`
-                        // values; panel p holds k * COLS floats, zero-padded past the width.
-                        let (ap, op) = (ap.add(r0 * lda), op.add(r0 * ldo + p * COLS + c));
-                        let (lanes, j0, j1) = (lanes - c, js.start, js.end);
-                        macro_rules! go {
-                            ($($r:literal)*) => {
-                                match n {
-                                    $($r => strip::<$r, 2, FUSED, false>(ap, lda, mp, op, ldo, lanes, j0, j1),)*
-                                    _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
-                                }
-                            };
-                        }
-                        go!(4 5 6 7 8 9 10 11 12);
-                        r0 += n;
+        for p in 0..pk.width.div_ceil(COLS) {
+            let lanes = COLS.min(pk.width - p * COLS);
+            for c in (0..lanes).step_by(32) {
+                // SAFETY: panel p holds k * COLS floats, zero-padded past the width (no masks needed).
+                let mp = dp.add(p * k * COLS + first * COLS + c);
+                for (r0, n) in even(rows, blocks) {
+                    let (offset, lda) = at(r0, n);
+                    let (ap, op) = (ap.add(offset), op.add(r0 * ldo + p * COLS + c));
+                    let (lanes, j0, j1) = (lanes - c, js.start, js.end);
+                    macro_rules! go {
+                        ($($r:literal)*) => {
+                            match n {
+                                $($r => strip::<$r, 2, FUSED, TERMS>(ap, lda, mp, op, ldo, lanes, j0, j1),)*
+                                _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
+                            }
+                        };
                     }
+                    go!(4 5 6 7 8 9 10 11 12);
                 }
             }
         }
@@ -628,7 +650,7 @@ mod avx512 {
     /// step, 12 800 at the large LSTM): per chunk of [`CHUNK_ROWS`] rows and block of terms, the chunk's `a` is
     /// copied term-major per block of rows, then multiplied as in [`gemm_acc_packed`]. Read in place, a long `a`
     /// was streamed from memory once per half panel, and rows 4 KB apart (dZ of 1024 gates) fell into one set of
-    /// the L1 cache: the large LSTM's `dZ Kᵀ` took 100 ms, 85 ms this way (Zen 4). Same chains, same bits.
+    /// the L1 cache: the large LSTM's `dZ Kᵀ` took 92 ms, 75 ms this way (Zen 4). Same chains, same bits.
     #[target_feature(enable = "avx512f")]
     unsafe fn gemm_acc_packed_long<const FUSED: bool>(
         a: &[f32],
@@ -641,7 +663,7 @@ mod avx512 {
         let k = pk.k;
         let chunks = rows.div_ceil(CHUNK_ROWS);
         let most_terms = if FUSED { super::KC.min(k) } else { k };
-        let (op, dp) = (out.as_mut_ptr(), pk.data().as_ptr());
+        let op = out.as_mut_ptr();
         CHUNK.with(|buf| {
             let mut buf = buf.borrow_mut();
             let need = rows.div_ceil(chunks) * most_terms;
@@ -649,7 +671,7 @@ mod avx512 {
                 buf.resize(need, 0.0);
             }
             for (c0, cn) in even(rows, chunks) {
-                // Even blocks (144 rows: 12 each), so none is left with few accumulators.
+                // The blocks of half_panels (144 rows: 12 each).
                 let blocks = cn.div_ceil(BLOCK_ROWS);
                 for js in super::term_blocks::<FUSED>(k) {
                     let (j0, kb) = (js.start, js.len());
@@ -662,30 +684,19 @@ mod avx512 {
                             }
                         }
                     }
-                    let ap = buf.as_ptr();
-                    for p in 0..pk.width.div_ceil(COLS) {
-                        let lanes = COLS.min(pk.width - p * COLS);
-                        for c in (0..lanes).step_by(32) {
-                            // Panel rows j0.. of the strip's columns: the strip counts terms from 0.
-                            let mp = dp.add(p * k * COLS + j0 * COLS + c);
-                            for (r0, n) in even(cn, blocks) {
-                                // SAFETY: the block's copy holds kb terms of n rows; the dispatcher checked `out`
-                                // covers `rows` rows of `width` values; panel p holds k * COLS floats,
-                                // zero-padded past the width.
-                                let (ap, op) = (ap.add(r0 * kb), op.add((c0 + r0) * ldo + p * COLS + c));
-                                let lanes = lanes - c;
-                                macro_rules! go {
-                                    ($($r:literal)*) => {
-                                        match n {
-                                            $($r => strip::<$r, 2, FUSED, true>(ap, $r, mp, op, ldo, lanes, 0, kb),)*
-                                            _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
-                                        }
-                                    };
-                                }
-                                go!(4 5 6 7 8 9 10 11 12);
-                            }
-                        }
-                    }
+                    // SAFETY: block (r0, n)'s copy holds kb terms of n rows at r0 * kb; the dispatcher checked
+                    // `out` covers `rows` rows of `width` values. The copy counts terms from 0, the panels from j0.
+                    let (ap, op) = (buf.as_ptr(), op.add(c0 * ldo));
+                    half_panels::<FUSED, true>(
+                        ap,
+                        |r0, n| (r0 * kb, n),
+                        pk,
+                        j0,
+                        op,
+                        ldo,
+                        cn,
+                        0..kb,
+                    );
                 }
             }
         })
@@ -705,33 +716,10 @@ mod avx512 {
         rows: usize,
     ) {
         debug_assert!(rows >= 4 && pk.k <= super::KC);
-        let k = pk.k;
-        let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data().as_ptr());
-        let blocks = rows.div_ceil(BLOCK_ROWS);
-        for p in 0..pk.width.div_ceil(COLS) {
-            let lanes = COLS.min(pk.width - p * COLS);
-            for c in (0..lanes).step_by(32) {
-                let mp = dp.add(p * k * COLS + c);
-                let mut r0 = 0;
-                for b in 0..blocks {
-                    let n = (rows - r0) / (blocks - b);
-                    // SAFETY: the caller checked `a` holds k terms of `rows` values (stride lda) and `out` rows
-                    // rows of `width` values; panel p holds k * COLS floats, zero-padded past the width.
-                    let (ap, op) = (ap.add(r0), op.add(r0 * ldo + p * COLS + c));
-                    let lanes = lanes - c;
-                    macro_rules! go {
-                        ($($r:literal)*) => {
-                            match n {
-                                $($r => strip::<$r, 2, true, true>(ap, lda, mp, op, ldo, lanes, 0, k),)*
-                                _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
-                            }
-                        };
-                    }
-                    go!(4 5 6 7 8 9 10 11 12);
-                    r0 += n;
-                }
-            }
-        }
+        // SAFETY: the caller checked `a` holds k terms of `rows` values (stride lda) and `out` rows rows of
+        // `width` values.
+        let (ap, op) = (a.as_ptr(), out.as_mut_ptr());
+        half_panels::<true, true>(ap, |r0, _| (r0, lda), pk, 0, op, ldo, rows, 0..pk.k);
     }
 }
 
