@@ -1033,6 +1033,16 @@ pub(crate) struct TnLhs<'a> {
 /// of them: an LSTM's `Xᵀ dZ` and `Hᵀ dZ` share dZ, whose packing was a tenth of a medium LSTM's training step
 /// when it was done twice. Each output gets the bits [`gemm_tn_acc`] gives it alone.
 pub(crate) fn gemm_tn_acc_shared(lhs: &mut [TnLhs<'_>], b: &[f32], ldb: usize, k: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    let in_place = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let in_place = false;
+    tn_shared(lhs, b, ldb, k, n, in_place)
+}
+
+/// [`gemm_tn_acc_shared`], reading `a` in place (`in_place`: AVX-512 only) or through a transposed copy (the
+/// tests run both on an AVX-512 machine).
+fn tn_shared(lhs: &mut [TnLhs<'_>], b: &[f32], ldb: usize, k: usize, n: usize, in_place: bool) {
     lhs.iter().for_each(|l| {
         assert!(
             l.m == 0 || k == 0 || l.a.len() >= (k - 1) * l.lda + l.m,
@@ -1064,8 +1074,8 @@ pub(crate) fn gemm_tn_acc_shared(lhs: &mut [TnLhs<'_>], b: &[f32], ldb: usize, k
         {
             let (a, lda, m, ldo) = (*a, *lda, *m, *ldo);
             #[cfg(target_arch = "x86_64")]
-            if m >= 4 && std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: AVX-512F is there (checked just above); `a` holds the block's kb terms of m values
+            if m >= 4 && in_place {
+                // SAFETY: AVX-512F is there (the caller checked); `a` holds the block's kb terms of m values
                 // (asserted on entry) and `out` m rows of n values.
                 unsafe { avx512::gemm_acc_packed_tn(&a[j0 * lda..], lda, &pk, out, ldo, m) };
                 continue;
@@ -1258,39 +1268,51 @@ mod tests {
         let h = ndarray::Array2::from_shape_fn((k, 33), |(i, j)| {
             ((i * 7 + j * 43) % 97) as f32 / 29.0 - 1.7
         });
-        let mut dx = vec![0.0f32; 70 * n];
-        let mut dh = vec![0.0f32; 33 * n];
-        gemm_tn_acc_shared(
-            &mut [
-                TnLhs {
-                    a: x.as_slice().unwrap(),
-                    lda: 70,
-                    m: 70,
-                    out: &mut dx,
-                    ldo: n,
-                },
-                TnLhs {
-                    a: h.as_slice().unwrap(),
-                    lda: 33,
-                    m: 33,
-                    out: &mut dh,
-                    ldo: n,
-                },
-            ],
-            b.as_slice().unwrap(),
-            n,
-            k,
-            n,
-        );
-        for (a, got) in [(&x, &dx), (&h, &dh)] {
-            let mut want = ndarray::Array2::<f32>::zeros((a.ncols(), n));
-            ndarray::linalg::general_mat_mul(1.0, &a.t(), &b, 0.0, &mut want);
-            assert_eq!(
-                got.as_slice(),
-                want.as_slice().unwrap(),
-                "{} columns",
-                a.ncols()
+        // Through the transposed copy, and (AVX-512) in place.
+        #[cfg(target_arch = "x86_64")]
+        let ways = if std::arch::is_x86_feature_detected!("avx512f") {
+            2
+        } else {
+            1
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let ways = 1;
+        for in_place in [false, true].into_iter().take(ways) {
+            let mut dx = vec![0.0f32; 70 * n];
+            let mut dh = vec![0.0f32; 33 * n];
+            tn_shared(
+                &mut [
+                    TnLhs {
+                        a: x.as_slice().unwrap(),
+                        lda: 70,
+                        m: 70,
+                        out: &mut dx,
+                        ldo: n,
+                    },
+                    TnLhs {
+                        a: h.as_slice().unwrap(),
+                        lda: 33,
+                        m: 33,
+                        out: &mut dh,
+                        ldo: n,
+                    },
+                ],
+                b.as_slice().unwrap(),
+                n,
+                k,
+                n,
+                in_place,
             );
+            for (a, got) in [(&x, &dx), (&h, &dh)] {
+                let mut want = ndarray::Array2::<f32>::zeros((a.ncols(), n));
+                ndarray::linalg::general_mat_mul(1.0, &a.t(), &b, 0.0, &mut want);
+                assert_eq!(
+                    got.as_slice(),
+                    want.as_slice().unwrap(),
+                    "{} columns, in place: {in_place}",
+                    a.ncols()
+                );
+            }
         }
     }
 
