@@ -262,10 +262,11 @@ impl RnnModule {
             None
         };
         // Written in full below (every step, every row, all G columns; masked rows as zeros).
-        let mut dxp = crate::pool::overwritten(t * bg); // by original time index, like the projection
-                                                        // The gradient of the recurrent product, by processing step like the recorded states. For an LSTM or a
-                                                        // SimpleRNN it equals dxp's (the pre-activation gradient) and, unless the steps ran backwards, in the same
-                                                        // order: then dxp serves as both, with no copy (it was a twentieth of a medium LSTM's training step).
+        // By original time index, like the projection.
+        let mut dxp = crate::pool::overwritten(t * bg);
+        // The gradient of the recurrent product, by processing step like the recorded states. For an LSTM or a
+        // SimpleRNN it equals dxp's (the pre-activation gradient) and, unless the steps ran backwards, in the same
+        // order: then dxp serves as both, with no copy (it was a twentieth of a medium LSTM's training step).
         let shared = matches!(cell.kind, CellKind::Lstm | CellKind::Simple)
             && tape.time_index.iter().enumerate().all(|(k, &ti)| k == ti);
         let mut drec_all = if shared {
