@@ -495,15 +495,18 @@ fn run_writes_one_notebook_into_an_existing_folder_and_checks_the_target_first()
     let dir = tempdir("run-output");
     let nb =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/notebooks/passing.ipynb");
+    let run_to = |target: &Path| {
+        rnnlab()
+            .arg("run")
+            .arg(&nb)
+            .arg("-o")
+            .arg(target)
+            .output()
+            .unwrap()
+    };
     let folder = dir.join("executed");
     std::fs::create_dir_all(&folder).unwrap();
-    let out = rnnlab()
-        .arg("run")
-        .arg(&nb)
-        .arg("-o")
-        .arg(&folder)
-        .output()
-        .unwrap();
+    let out = run_to(&folder);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -516,14 +519,7 @@ fn run_writes_one_notebook_into_an_existing_folder_and_checks_the_target_first()
         "the executed cell's output is in the file"
     );
 
-    let missing = dir.join("no-such-folder").join("passing.ipynb");
-    let out = rnnlab()
-        .arg("run")
-        .arg(&nb)
-        .arg("-o")
-        .arg(&missing)
-        .output()
-        .unwrap();
+    let out = run_to(&dir.join("no-such-folder").join("passing.ipynb"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");
