@@ -352,12 +352,14 @@ fn masking_sequences_and_masked_loss() {
     let y = TimeDistributed::new(Dense::new(1)).call(&s).unwrap();
     let m = Model::new(&x, &y).unwrap();
     let mut v = data(&[3, 5, 2], 13).to_vec();
-    for t in 3..5 {
-        v[(0 * 5 + t) * 2] = 0.0;
-        v[(0 * 5 + t) * 2 + 1] = 0.0;
-    }
-    v[(1 * 5 + 2) * 2] = 0.0;
-    v[(1 * 5 + 2) * 2 + 1] = 0.0;
+    // Both features of (sample, step) at ((sample * 5 + step) * 2 ..): sample 0 steps 3-4, sample 1 step 2.
+    let mut pad = |sample: usize, step: usize| {
+        let at = (sample * 5 + step) * 2;
+        v[at..at + 2].fill(0.0);
+    };
+    pad(0, 3);
+    pad(0, 4);
+    pad(1, 2);
     let xin = Tensor::new(vec![3, 5, 2], v).unwrap();
     check(
         "masking+lstm seq+td",
