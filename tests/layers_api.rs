@@ -2915,6 +2915,39 @@ fn the_projection_path_chosen_by_batch_size_changes_no_bits() {
     }
 }
 
+/// An LSTM that projects into its gates alternates, step by step and from one call to the next, the order of its two
+/// products and of their columns (so that each step starts on the weights still in cache); the bits must not move.
+/// A stateful layer fed one step per call (batch 1: the small-batch kernels; batch 9: the blocked ones) is compared
+/// with one call on the whole sequence, which projects its batch-1 input several steps at a time into a buffer and
+/// adds `h R` in the fixed order. With 300 features `x K` is two fused chains, where the order must stay fixed.
+#[test]
+fn one_step_calls_equal_one_sequence_call_bit_for_bit() {
+    let _g = shared();
+    let (steps_n, units) = (5, 96);
+    for (batch, features) in [(1, 20), (1, 300), (9, 20), (9, 300)] {
+        let x = common::lcg_tensor(&[batch, steps_n, features], 11);
+        let whole = LSTM::new(units).return_sequences(true);
+        let w = {
+            let l: Layer = whole.clone().into();
+            build_on(&l, features);
+            set_det(&l, 40)
+        };
+        let want = whole.apply(&x).unwrap();
+        let inp = Input::with_batch_shape((batch, 1, features));
+        let one: Layer = LSTM::new(units).stateful(true).into();
+        let model = Model::new(&inp, &one.call(&inp).unwrap()).unwrap();
+        one.set_weights(&w).unwrap();
+        for t in 0..steps_n {
+            let got = model.predict(&steps(&x, t, t + 1)).unwrap();
+            let want_t = want.0.index_axis(Axis(1), t);
+            assert!(
+                got.0.iter().zip(want_t.iter()).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "batch {batch}, {features} features, step {t}: one-step call differs from the sequence call"
+            );
+        }
+    }
+}
+
 #[test]
 fn splitting_the_batch_over_threads_gives_identical_bits() {
     // set_num_threads is process-wide; other tests running meanwhile are unaffected in their results because the

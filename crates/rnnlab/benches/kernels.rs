@@ -63,8 +63,15 @@ fn activations(c: &mut Criterion) {
 }
 
 fn lstm_step_batch1(c: &mut Criterion) {
-    // The target: one step of LSTM(256) at batch 1 (features 256), a whole predict call.
-    let model = layer_model(LSTM::new(256).into(), 1, 256, false);
+    // The target: one step of LSTM(256) at batch 1 (features 256), a whole predict call. Stateful, as a
+    // model fed one step at a time is: each call starts from the state the last one left (not zeros).
+    set_random_seed(1);
+    let inputs = Input::with_batch_shape((1, 1, 256));
+    let h = LSTM::new(256)
+        .stateful(true)
+        .call(&inputs)
+        .expect("layer call");
+    let model = Model::new(&inputs, &h).expect("model");
     let x = uniform(&[1, 1, 256], 2);
     c.bench_function("lstm256_one_step_batch1", |b| {
         b.iter(|| model.predict(black_box(&x)).expect("predict"))

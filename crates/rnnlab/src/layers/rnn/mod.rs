@@ -8,7 +8,7 @@ mod kernels;
 
 pub(crate) use backprop::RnnTape;
 
-pub(crate) use cell::{Cell, CellConfig, CellKind};
+pub(crate) use cell::{Cell, CellConfig, CellKind, StepInput};
 
 use std::any::Any;
 
@@ -312,18 +312,16 @@ impl RnnModule {
 
         for k in 0..t {
             let ti = if self.opts.go_backwards { t - 1 - k } else { k };
-            let xp: Option<(&[f32], usize)> = match &xp_masked {
-                Some(xp) => Some((&xp.as_slice().expect("fresh array")[ti * b * g..], g)),
-                None if into_gates => {
-                    let x_t = xflat.get(ti * d..).unwrap_or(&[]);
-                    self.cell.project_rows(x_t, t * d, b, &mut scratch.gates);
-                    None
+            let xp = match &xp_masked {
+                Some(xp) => {
+                    StepInput::Projected(&xp.as_slice().expect("fresh array")[ti * b * g..], g)
                 }
+                // Row i of step ti is x[i, ti, :], T·D values after row i - 1.
+                None if into_gates => StepInput::Rows(xflat.get(ti * d..).unwrap_or(&[]), t * d),
                 None if chunk == 1 => {
-                    // Row i of step ti is x[i, ti, :], T·D values after row i - 1.
                     let x_t = xflat.get(ti * d..).unwrap_or(&[]);
                     self.cell.project_rows(x_t, t * d, b, &mut xp_buf);
-                    Some((&xp_buf, g))
+                    StepInput::Projected(&xp_buf, g)
                 }
                 None => {
                     let lo = ti - ti % chunk;
@@ -336,7 +334,7 @@ impl RnnModule {
                         }
                         held = lo;
                     }
-                    Some((&xp_buf[(ti - lo) * g..], chunk * g))
+                    StepInput::Projected(&xp_buf[(ti - lo) * g..], chunk * g)
                 }
             };
             self.cell
