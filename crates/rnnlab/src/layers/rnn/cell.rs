@@ -433,9 +433,9 @@ impl Cell {
     /// step between `(0 + xK) + hR` with the columns in order and `(0 + hR) + xK` with the columns backwards: the
     /// same bits (`0 + c` is `c` unless `c` is -0, and then both orders give +0 + the other, as IEEE addition is
     /// commutative), but each step starts on the weights the previous step used last. When the two kernels do not
-    /// fit in L2 beside each other (LSTM(256) at batch 1: 2 MB), this keeps most of them there: a step at batch 1
-    /// went from 32 to 22 µs on an Intel Xeon with a 2 MB L2. SimpleRNN adds its bias to `xK` before `hR`, so it
-    /// keeps one order (its kernels are a quarter of an LSTM's).
+    /// fit in L2 beside each other (LSTM(256) at batch 1: 2 MB), this keeps most of them there: the two products of
+    /// a step at batch 1 went from 30 to 20 µs on an Intel Xeon with a 2 MB L2. SimpleRNN adds its bias to `xK`
+    /// before `hR`, so it keeps one order (its kernels are a quarter of an LSTM's).
     fn project_and_recur(&self, x: &[f32], lda: usize, h: &[f32], s: &mut Scratch, batch: usize) {
         let w = self.w.as_ref().expect("built before forward");
         let (d, u, g) = (w.kernel.nrows(), self.cfg.units, self.gate_width());
