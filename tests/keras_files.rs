@@ -31,7 +31,7 @@ fn every_keras_case_loads_and_predicts_like_keras() {
             assert_eq!(g, w, "{case}: weight {k} differs from get_weights()");
         }
         let got = model
-            .predict_all(&npy_list(case, "input"))
+            .predict_all(npy_list(case, "input"))
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let want = npy_list(case, "output");
         assert_eq!(got.len(), want.len(), "{case}: outputs");
@@ -236,7 +236,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -9,6 +9,7 @@
 //! - `evaluate.json`: `evaluate(return_dict=True)` after that fit;
 //! - `weights_epoch3_K.npy`: one more epoch trained by Keras from its own saved `model_trained.keras` (which
 //!   carries the optimizer's variables).
+//!
 //! rnnlab loads `model.keras` (so the optimizer, loss and loss weights come from the file's compile_config) and
 //! must reproduce all of it. Tolerances: gradients and one-batch losses atol 1e-5 + rtol 1e-4 (the project's parity
 //! tolerance); weights after training atol 1e-5 + rtol 1e-4 as well; logged losses rtol 1e-5. Every folder is a case,

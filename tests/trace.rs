@@ -144,8 +144,8 @@ fn tracing_a_layer_inside_a_model_uses_what_it_receives() {
         .call_n(&h1)
         .unwrap();
     let model = Model::new(&x, [&h, &c]).unwrap();
-    let [h_v, c_v] = model.predict_n(&data()).unwrap();
-    let tr = &model.trace("second", &data()).unwrap()[0];
+    let [h_v, c_v] = model.predict_n(data()).unwrap();
+    let tr = &model.trace("second", data()).unwrap()[0];
     assert_close("h", &tr.last_h(), &h_v);
     assert_close("c", &tr.last_c().unwrap(), &c_v);
 }
@@ -156,18 +156,18 @@ fn bad_trace_requests_are_clear_errors() {
     let y = LSTM::new(2).name("rnn").call(&x).unwrap();
     let z = Dense::new(1).name("head").call(&y).unwrap();
     let model = Model::new(&x, &z).unwrap();
-    let e = model.trace("nope", &data()).unwrap_err().to_string();
+    let e = model.trace("nope", data()).unwrap_err().to_string();
     assert!(
         e.contains("nope") && e.contains("rnn") && e.contains("head"),
         "{e}"
     );
-    let e = model.trace("head", &data()).unwrap_err().to_string();
+    let e = model.trace("head", data()).unwrap_err().to_string();
     assert!(
         e.contains("recurrent") && e.contains("[rnn]") && e.contains("Dense"),
         "{e}"
     );
     let e = model
-        .trace("rnn", &Tensor::zeros((2, 5, 3)))
+        .trace("rnn", Tensor::zeros((2, 5, 3)))
         .unwrap_err()
         .to_string();
     assert!(e.contains("(None, 6, 3)") && e.contains("(2, 5, 3)"), "{e}");

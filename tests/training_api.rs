@@ -166,7 +166,7 @@ fn bad_training_input_is_a_clear_error() {
     assert!(e.contains("compile()"), "{e}");
     m.compile(Optimizer::sgd(0.1), Loss::mse()).unwrap();
     let e = m
-        .fit(&x, &data(&[6, 2], 1), FitOptions::new().verbose(0))
+        .fit(&x, data(&[6, 2], 1), FitOptions::new().verbose(0))
         .unwrap_err()
         .to_string();
     assert!(
@@ -174,7 +174,7 @@ fn bad_training_input_is_a_clear_error() {
         "{e}"
     );
     let e = m
-        .fit(&x, &data(&[5, 1], 1), FitOptions::new().verbose(0))
+        .fit(&x, data(&[5, 1], 1), FitOptions::new().verbose(0))
         .unwrap_err()
         .to_string();
     assert!(e.contains("(6, 1)") && e.contains("(5, 1)"), "{e}");

@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     let [seq, _, _] = decoder.call_n_with_state(&dec_in, &[&h, &c])?;
     let dense = Dense::new(TOKENS).activation("softmax").name("next_token");
     let y = dense.call(&seq)?;
-    let model = Model::new(&[&enc_in, &dec_in], &y)?;
+    let model = Model::new([&enc_in, &dec_in], &y)?;
     model.compile(Optimizer::adam(0.005), Loss::categorical_crossentropy())?;
     let t0 = std::time::Instant::now();
     let history = model.fit(
@@ -108,7 +108,7 @@ fn main() -> Result<()> {
     let c_in = Input::new(latent);
     let [seq1, h1, c1] = decoder.call_n_with_state(&dec_in, &[&h_in, &c_in])?;
     let y1 = dense.call(&seq1)?;
-    let dec_model = Model::new(&[&dec_in, &h_in, &c_in], [&y1, &h1, &c1])?;
+    let dec_model = Model::new([&dec_in, &h_in, &c_in], [&y1, &h1, &c1])?;
     let mut correct = 0;
     for s in &test {
         let (xe, _, _) = encode(std::slice::from_ref(s))?;
