@@ -86,13 +86,14 @@ pub(crate) struct PackedWeights {
     pub rec: Option<Packed>,
     /// GRU `reset_after = false`: the h columns of the recurrent kernel.
     pub rec_h: Option<Packed>,
-    /// Which way the next LSTM step runs its products (see [`Cell::project_and_recur`]). Kept with the weights,
-    /// not per call, so that one-step calls (a stateful layer fed a step at a time) alternate too.
+    /// Which way the next call's first LSTM step runs its products (see [`Cell::project_and_recur`]); the steps of
+    /// a call alternate from there. Kept with the weights, not per call, so that one-step calls (a stateful layer
+    /// fed a step at a time) alternate too.
     pub flip: Flip,
 }
 
-/// A flag that alternates at every [`Flip::toggle`]; shared by the threads of a split batch (each then sees some
-/// sequence of values, which decide only the order in which the columns are visited, never a result).
+/// A flag that alternates at every [`Flip::toggle`]; shared by the threads of a split batch (each takes one value
+/// per call; the values decide only the order in which the columns are visited, never a result).
 #[derive(Debug, Default)]
 pub(crate) struct Flip(std::sync::atomic::AtomicBool);
 
@@ -115,8 +116,9 @@ pub(crate) enum StepInput<'a> {
     /// The projection `x_t K (+ b)`: `(B, G)`, rows this many values apart.
     Projected(&'a [f32], usize),
     /// The step's input rows, row `i` at `x[i * lda..]`, projected by the step straight into the gates
-    /// ([`Cell::projects_into_gates`]).
-    Rows(&'a [f32], usize),
+    /// ([`Cell::projects_into_gates`]); `rev`: this step runs its products backwards (see
+    /// [`Cell::project_and_recur`]).
+    Rows(&'a [f32], usize, bool),
 }
 
 /// Per-call scratch buffers, allocated once per call and reused at every step.
@@ -436,13 +438,21 @@ impl Cell {
     /// fit in L2 beside each other (LSTM(256) at batch 1: 2 MB), this keeps most of them there: the two products of
     /// a step at batch 1 went from 30 to 20 µs on an Intel Xeon with a 2 MB L2. SimpleRNN adds its bias to `xK`
     /// before `hR`, so it keeps one order (its kernels are a quarter of an LSTM's).
-    fn project_and_recur(&self, x: &[f32], lda: usize, h: &[f32], s: &mut Scratch, batch: usize) {
+    fn project_and_recur(
+        &self,
+        x: &[f32],
+        lda: usize,
+        rev: bool,
+        h: &[f32],
+        s: &mut Scratch,
+        batch: usize,
+    ) {
         let w = self.w.as_ref().expect("built before forward");
         let (d, u, g) = (w.kernel.nrows(), self.cfg.units, self.gate_width());
         let pw = self.packed();
         let pk = pw.rec.as_ref().expect("projects_into_gates checked");
         let gates = &mut s.gates[..batch * g];
-        if self.kind == CellKind::Lstm && d <= KC && pw.flip.toggle() {
+        if rev && self.kind == CellKind::Lstm && d <= KC {
             gates.fill(0.0);
             gemm_acc_packed_dir::<true>(h, u, pk, gates, g, batch, true);
             self.project_acc(x, lda, batch, gates, true);
@@ -541,7 +551,9 @@ impl Cell {
         let (u, g) = (self.cfg.units, self.gate_width());
         let (xp_t, xs) = match xp {
             StepInput::Projected(xp_t, xs) => (xp_t, xs),
-            StepInput::Rows(x, lda) => return self.project_and_recur(x, lda, h, s, batch),
+            StepInput::Rows(x, lda, rev) => {
+                return self.project_and_recur(x, lda, rev, h, s, batch)
+            }
         };
         s.rec.fill(0.0);
         match rec_masks {
