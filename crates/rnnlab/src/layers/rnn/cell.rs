@@ -447,12 +447,13 @@ impl Cell {
         s: &mut Scratch,
         batch: usize,
     ) {
-        let w = self.w.as_ref().expect("built before forward");
-        let (d, u, g) = (w.kernel.nrows(), self.cfg.units, self.gate_width());
+        let (u, g) = (self.cfg.units, self.gate_width());
         let pw = self.packed();
         let pk = pw.rec.as_ref().expect("projects_into_gates checked");
         let gates = &mut s.gates[..batch * g];
-        if rev && self.kind == CellKind::Lstm && d <= KC {
+        if rev {
+            // The time loop asks for `rev` only where `zigzags()`: any other cell would change its bits.
+            debug_assert!(self.zigzags());
             gates.fill(0.0);
             gemm_acc_packed_dir::<true>(h, u, pk, gates, g, batch, true);
             self.project_acc(x, lda, batch, gates, true);
@@ -534,6 +535,15 @@ impl Cell {
             && !rec_dropout
             && self.cfg.units <= KC
             && self.packed().rec.is_some()
+    }
+
+    /// Whether a cell that [`projects_into_gates`](Self::projects_into_gates) may run a step's two products in
+    /// either order with the same bits (an LSTM whose `x K` is one fused chain: D at most [`KC`]); see
+    /// [`project_and_recur`](Self::project_and_recur). The time loop takes a direction from the shared flag only
+    /// for such a cell.
+    pub(crate) fn zigzags(&self) -> bool {
+        let w = self.w.as_ref().expect("built before forward");
+        self.kind == CellKind::Lstm && w.kernel.nrows() <= KC
     }
 
     /// `gates = xp_t + h R` for every gate block (LSTM, SimpleRNN), `rec` holding `h R`; with recurrent dropout each

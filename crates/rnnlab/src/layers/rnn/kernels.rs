@@ -581,8 +581,9 @@ mod avx512 {
     /// 128 bytes of `m` per term for 24 multiply-adds), the rows split evenly into blocks of at most
     /// [`BLOCK_ROWS`]. Whole 64-column panels with 4-row blocks read 256 bytes per term for 16 multiply-adds and
     /// held a large LSTM to 55% of the FMA peak on an Intel Xeon (Emerald Rapids); this order reached 95-98% on
-    /// its own there. (Packing `a` term-major per row block, with the row block outermost, measured slower.) Fewer rows (batch 1 to 3): [`schedule`](super::schedule)'s tiles of [`block`],
-    /// whose 16 accumulators span four panels. The order of rounding of each output value does not depend on the
+    /// its own there. (Packing `a` term-major per row block, with the row block outermost, measured slower.) Two or three rows: [`block`]s of
+    /// all the rows and two panels. One row: [`schedule`](super::schedule)'s tiles of [`block`], whose 16
+    /// accumulators span four panels. The order of rounding of each output value does not depend on the
     /// blocking, so the bits equal the portable kernel's.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
@@ -594,6 +595,25 @@ mod avx512 {
         rows: usize,
         rev: bool,
     ) {
+        if rows == 2 || rows == 3 {
+            // All the rows at once per pair of panels (16 or 24 accumulators): one row at a time read every
+            // weight once per row, and a step at batch 2 took twice as long as at batch 1.
+            let panels = pk.width.div_ceil(COLS);
+            let tiles = panels.div_ceil(2);
+            for js in super::term_blocks::<FUSED>(pk.k) {
+                let (j0, j1) = (js.start, js.end);
+                for i in 0..tiles {
+                    let p0 = 2 * if rev { tiles - 1 - i } else { i };
+                    match (rows, p0 + 2 <= panels) {
+                        (2, true) => block::<2, 2, FUSED>(a, lda, pk, out, ldo, 0, p0, j0, j1),
+                        (2, false) => block::<2, 1, FUSED>(a, lda, pk, out, ldo, 0, p0, j0, j1),
+                        (_, true) => block::<3, 2, FUSED>(a, lda, pk, out, ldo, 0, p0, j0, j1),
+                        (_, false) => block::<3, 1, FUSED>(a, lda, pk, out, ldo, 0, p0, j0, j1),
+                    }
+                }
+            }
+            return;
+        }
         if rows < 4 {
             super::schedule::<FUSED>(pk.k, rows, pk.width, rev, |tile, r0, p0, js| {
                 let (j0, j1) = (js.start, js.end);
@@ -1239,6 +1259,9 @@ mod tests {
             (6, 9, 512),
             (5, 300, 70),
             (2, 600, 129),
+            (2, 20, 256),
+            (3, 270, 330),
+            (3, 8, 64),
             (13, 20, 100),
             (30, 270, 64),
             (64, 40, 96),

@@ -274,8 +274,9 @@ impl RnnModule {
         // One step at a time straight into the gates where the cell can take it so (no projection buffer).
         let into_gates =
             chunk == 1 && xp_masked.is_none() && self.cell.projects_into_gates(rec_masks.is_some());
-        // The direction of the first step's products (into_gates: the steps alternate from there).
-        let first_rev = into_gates && self.cell.packed().flip.toggle();
+        // The direction of the first step's products (a zig-zagging cell: the steps alternate from there).
+        let zigzag = into_gates && self.cell.zigzags();
+        let first_rev = zigzag && self.cell.packed().flip.toggle();
         let mut xp_buf = if into_gates {
             Vec::new()
         } else {
@@ -320,7 +321,7 @@ impl RnnModule {
                 }
                 // Row i of step ti is x[i, ti, :], T·D values after row i - 1.
                 None if into_gates => {
-                    let rev = first_rev ^ (k % 2 == 1);
+                    let rev = zigzag && first_rev ^ (k % 2 == 1);
                     StepInput::Rows(xflat.get(ti * d..).unwrap_or(&[]), t * d, rev)
                 }
                 None if chunk == 1 => {
