@@ -2915,35 +2915,55 @@ fn the_projection_path_chosen_by_batch_size_changes_no_bits() {
     }
 }
 
-/// An LSTM that projects into its gates alternates, step by step and from one call to the next, the order of its two
-/// products and of their columns (so that each step starts on the weights still in cache); the bits must not move.
-/// A stateful layer fed one step per call (batch 1: the small-batch kernels; batch 9: the blocked ones) is compared
-/// with one call on the whole sequence, which projects its batch-1 input several steps at a time into a buffer and
-/// adds `h R` in the fixed order. With 300 features `x K` is two fused chains, where the order must stay fixed.
+/// Every recurrent layer alternates, step by step and from one call to the next, the order in which it visits the
+/// columns of its packed `h R`, and an LSTM that projects into its gates also the order of its two products (so that
+/// each step starts on the weights still in cache); the bits must not move. A stateful layer fed one step per call
+/// (batch 1: the small-batch kernels; batch 9: the blocked ones) is compared with one call on the whole sequence,
+/// which projects its batch-1 input several steps at a time into a buffer. With 300 features `x K` is two fused
+/// chains, where the order of the LSTM's products must stay fixed.
 #[test]
 fn one_step_calls_equal_one_sequence_call_bit_for_bit() {
     let _g = shared();
     let (steps_n, units) = (5, 96);
-    for (batch, features) in [(1, 20), (1, 300), (9, 20), (9, 300)] {
-        let x = common::lcg_tensor(&[batch, steps_n, features], 11);
-        let whole = LSTM::new(units).return_sequences(true);
-        let w = {
-            let l: Layer = whole.clone().into();
-            build_on(&l, features);
-            set_det(&l, 40)
-        };
-        let want = whole.apply(&x).unwrap();
-        let inp = Input::with_batch_shape((batch, 1, features));
-        let one: Layer = LSTM::new(units).stateful(true).into();
-        let model = Model::new(&inp, one.call(&inp).unwrap()).unwrap();
-        one.set_weights(&w).unwrap();
-        for t in 0..steps_n {
-            let got = model.predict(steps(&x, t, t + 1)).unwrap();
-            let want_t = want.0.index_axis(Axis(1), t);
-            assert!(
-                got.0.iter().zip(want_t.iter()).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "batch {batch}, {features} features, step {t}: one-step call differs from the sequence call"
-            );
+    // Every cell kind visits its packed `h R` in both directions (GRU without reset_after: two products).
+    let kinds: [(&str, fn(bool) -> Layer); 4] = [
+        ("LSTM", |st| {
+            LSTM::new(96).return_sequences(!st).stateful(st).into()
+        }),
+        ("GRU", |st| {
+            GRU::new(96).return_sequences(!st).stateful(st).into()
+        }),
+        ("GRU reset_after=false", |st| {
+            GRU::new(96)
+                .reset_after(false)
+                .return_sequences(!st)
+                .stateful(st)
+                .into()
+        }),
+        ("SimpleRNN", |st| {
+            SimpleRNN::new(96).return_sequences(!st).stateful(st).into()
+        }),
+    ];
+    for (kind, make) in kinds {
+        for (batch, features) in [(1, 20), (1, 300), (9, 20), (9, 300)] {
+            let x = common::lcg_tensor(&[batch, steps_n, features], 11);
+            let whole = make(false);
+            build_on(&whole, features);
+            let w = set_det(&whole, 40);
+            let want = whole.apply(&x).unwrap();
+            let inp = Input::with_batch_shape((batch, 1, features));
+            let one = make(true);
+            let model = Model::new(&inp, one.call(&inp).unwrap()).unwrap();
+            one.set_weights(&w).unwrap();
+            assert_eq!(w[1].shape().dims()[0], units);
+            for t in 0..steps_n {
+                let got = model.predict(steps(&x, t, t + 1)).unwrap();
+                let want_t = want.0.index_axis(Axis(1), t);
+                assert!(
+                    got.0.iter().zip(want_t.iter()).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{kind}, batch {batch}, {features} features, step {t}: one-step call differs from the sequence call"
+                );
+            }
         }
     }
 }

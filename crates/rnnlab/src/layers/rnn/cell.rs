@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use serde_json::{json, Map, Value};
 
-use super::kernels::{gemm_acc, gemm_acc_packed, gemm_acc_packed_dir, Packed, KC};
+use super::kernels::{gemm_acc, gemm_acc_packed_dir, Packed, KC};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
@@ -86,21 +86,26 @@ pub(crate) struct PackedWeights {
     pub rec: Option<Packed>,
     /// GRU `reset_after = false`: the h columns of the recurrent kernel.
     pub rec_h: Option<Packed>,
-    /// Which way the next call's first LSTM step runs its products (see [`Cell::project_and_recur`]); the steps of
-    /// a call alternate from there. Kept with the weights, not per call, so that one-step calls (a stateful layer
+    /// Which way the last step ran its products (see [`Cell::step`]); the next call starts the other way and its
+    /// steps alternate from there. Kept with the weights, not per call, so that one-step calls (a stateful layer
     /// fed a step at a time) alternate too.
     pub flip: Flip,
 }
 
-/// A flag that alternates at every [`Flip::toggle`]; shared by the threads of a split batch (each takes one value
-/// per call; the values decide only the order in which the columns are visited, never a result).
+/// The direction of the last step of the last call; shared by the threads of a split batch (they may race on it:
+/// it decides only the order in which the columns are visited, never a result).
 #[derive(Debug, Default)]
 pub(crate) struct Flip(std::sync::atomic::AtomicBool);
 
 impl Flip {
-    /// The current value, and flips it.
-    pub(crate) fn toggle(&self) -> bool {
-        self.0.fetch_xor(true, std::sync::atomic::Ordering::Relaxed)
+    /// The direction a call's first step takes: the other one than the last step's.
+    pub(crate) fn start(&self) -> bool {
+        !self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records the direction of a call's last step.
+    pub(crate) fn finish(&self, last: bool) {
+        self.0.store(last, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -116,9 +121,8 @@ pub(crate) enum StepInput<'a> {
     /// The projection `x_t K (+ b)`: `(B, G)`, rows this many values apart.
     Projected(&'a [f32], usize),
     /// The step's input rows, row `i` at `x[i * lda..]`, projected by the step straight into the gates
-    /// ([`Cell::projects_into_gates`]); `rev`: this step runs its products backwards (see
-    /// [`Cell::project_and_recur`]).
-    Rows(&'a [f32], usize, bool),
+    /// ([`Cell::projects_into_gates`]).
+    Rows(&'a [f32], usize),
 }
 
 /// Per-call scratch buffers, allocated once per call and reused at every step.
@@ -152,9 +156,10 @@ fn rec_product(
     u: usize,
     g: usize,
     width: usize,
+    rev: bool,
 ) {
     match packed {
-        Some(pk) => gemm_acc_packed::<true>(a, u, pk, out, g, batch),
+        Some(pk) => gemm_acc_packed_dir::<true>(a, u, pk, out, g, batch, rev),
         None => gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width),
     }
 }
@@ -451,15 +456,14 @@ impl Cell {
         let pw = self.packed();
         let pk = pw.rec.as_ref().expect("projects_into_gates checked");
         let gates = &mut s.gates[..batch * g];
-        if rev {
-            // The time loop asks for `rev` only where `zigzags()`: any other cell would change its bits.
-            debug_assert!(self.zigzags());
+        if rev && self.zigzags() {
             gates.fill(0.0);
             gemm_acc_packed_dir::<true>(h, u, pk, gates, g, batch, true);
             self.project_acc(x, lda, batch, gates, true);
         } else {
+            // Any other cell keeps `(xK + b) + hR` (the order of its additions); only `hR`'s columns turn.
             self.project_rows(x, lda, batch, gates);
-            gemm_acc_packed::<true>(h, u, pk, gates, g, batch);
+            gemm_acc_packed_dir::<true>(h, u, pk, gates, g, batch, rev);
         }
     }
 
@@ -539,8 +543,8 @@ impl Cell {
 
     /// Whether a cell that [`projects_into_gates`](Self::projects_into_gates) may run a step's two products in
     /// either order with the same bits (an LSTM whose `x K` is one fused chain: D at most [`KC`]); see
-    /// [`project_and_recur`](Self::project_and_recur). The time loop takes a direction from the shared flag only
-    /// for such a cell.
+    /// [`project_and_recur`](Self::project_and_recur). Any other cell keeps the order of its products and turns
+    /// only the columns of `h R`.
     pub(crate) fn zigzags(&self) -> bool {
         let w = self.w.as_ref().expect("built before forward");
         self.kind == CellKind::Lstm && w.kernel.nrows() <= KC
@@ -548,9 +552,11 @@ impl Cell {
 
     /// `gates = xp_t + h R` for every gate block (LSTM, SimpleRNN), `rec` holding `h R`; with recurrent dropout each
     /// block's product uses its own mask. [`StepInput::Rows`]: see [`project_and_recur`](Self::project_and_recur).
+    /// `rev`: see [`step`](Self::step).
     fn input_plus_recurrent(
         &self,
         xp: StepInput<'_>,
+        rev: bool,
         h: &[f32],
         s: &mut Scratch,
         batch: usize,
@@ -561,9 +567,7 @@ impl Cell {
         let (u, g) = (self.cfg.units, self.gate_width());
         let (xp_t, xs) = match xp {
             StepInput::Projected(xp_t, xs) => (xp_t, xs),
-            StepInput::Rows(x, lda, rev) => {
-                return self.project_and_recur(x, lda, rev, h, s, batch)
-            }
+            StepInput::Rows(x, lda) => return self.project_and_recur(x, lda, rev, h, s, batch),
         };
         s.rec.fill(0.0);
         match rec_masks {
@@ -577,6 +581,7 @@ impl Cell {
                 u,
                 g,
                 g,
+                rev,
             ),
         }
         for ((z, rec), x) in s
@@ -594,10 +599,15 @@ impl Cell {
 
     /// One time step for the whole batch, in Keras' order of operations. `xp`: the projection, or the input rows
     /// when the cell [`projects_into_gates`](Self::projects_into_gates); `prev`/`next`: the states (B, U) each.
+    /// `rev`: the packed products visit their columns from the last to the first (and a cell that
+    /// [`zigzags`](Self::zigzags) runs `h R` before `x K`): the same bits either way. A time loop alternates it
+    /// from step to step, so that each step starts on the weights the last one used last, which are still in L2.
     /// Leaves the activated gates in `s.gates`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn step(
         &self,
         xp: StepInput<'_>,
+        rev: bool,
         prev: &[Vec<f32>],
         next: &mut [Vec<f32>],
         s: &mut Scratch,
@@ -617,7 +627,7 @@ impl Cell {
         match self.kind {
             CellKind::Lstm => {
                 // z = (x K + h R) + b
-                self.input_plus_recurrent(xp, &prev[0], s, batch, rec_masks);
+                self.input_plus_recurrent(xp, rev, &prev[0], s, batch, rec_masks);
                 if let Some(b) = bias {
                     for row in s.gates.chunks_mut(g) {
                         row.iter_mut().zip(b).for_each(|(z, bv)| *z += bv);
@@ -665,7 +675,7 @@ impl Cell {
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..3)
                         }
-                        None => rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, g),
+                        None => rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, g, rev),
                     }
                     if let Some(b) = bias {
                         for row in s.rec.chunks_mut(g) {
@@ -680,7 +690,9 @@ impl Cell {
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..2)
                         }
-                        None => rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, 2 * u),
+                        None => {
+                            rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, 2 * u, rev)
+                        }
                     }
                 }
                 // Element-wise loops over zipped slices (no indexing), so they vectorise.
@@ -739,6 +751,7 @@ impl Cell {
                         u,
                         g,
                         u,
+                        rev,
                     );
                 }
                 for b in 0..batch {
@@ -769,7 +782,7 @@ impl Cell {
             }
             CellKind::Simple => {
                 // h = act((x K + b) + h R)
-                self.input_plus_recurrent(xp, &prev[0], s, batch, rec_masks);
+                self.input_plus_recurrent(xp, rev, &prev[0], s, batch, rec_masks);
                 if let Some(p) = s.pre.as_mut() {
                     p.copy_from_slice(&s.gates);
                 }

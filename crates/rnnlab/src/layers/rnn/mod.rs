@@ -274,9 +274,9 @@ impl RnnModule {
         // One step at a time straight into the gates where the cell can take it so (no projection buffer).
         let into_gates =
             chunk == 1 && xp_masked.is_none() && self.cell.projects_into_gates(rec_masks.is_some());
-        // The direction of the first step's products (a zig-zagging cell: the steps alternate from there).
-        let zigzag = into_gates && self.cell.zigzags();
-        let first_rev = zigzag && self.cell.packed().flip.toggle();
+        // The direction of the first step's products (see Cell::step): the steps alternate from there.
+        let flip = &self.cell.packed().flip;
+        let first_rev = flip.start();
         let mut xp_buf = if into_gates {
             Vec::new()
         } else {
@@ -320,10 +320,7 @@ impl RnnModule {
                     StepInput::Projected(&xp.as_slice().expect("fresh array")[ti * b * g..], g)
                 }
                 // Row i of step ti is x[i, ti, :], T·D values after row i - 1.
-                None if into_gates => {
-                    let rev = zigzag && first_rev ^ (k % 2 == 1);
-                    StepInput::Rows(xflat.get(ti * d..).unwrap_or(&[]), t * d, rev)
-                }
+                None if into_gates => StepInput::Rows(xflat.get(ti * d..).unwrap_or(&[]), t * d),
                 None if chunk == 1 => {
                     let x_t = xflat.get(ti * d..).unwrap_or(&[]);
                     self.cell.project_rows(x_t, t * d, b, &mut xp_buf);
@@ -343,8 +340,9 @@ impl RnnModule {
                     StepInput::Projected(&xp_buf[(ti - lo) * g..], chunk * g)
                 }
             };
+            let rev = first_rev ^ (k % 2 == 1);
             self.cell
-                .step(xp, &prev, &mut next, &mut scratch, b, rec_masks);
+                .step(xp, rev, &prev, &mut next, &mut scratch, b, rec_masks);
             for bi in 0..b {
                 let keep = mask.is_none_or(|m| m[[bi, ti]]);
                 let row = bi * u..(bi + 1) * u;
@@ -381,6 +379,9 @@ impl RnnModule {
                     Array2::from_shape_vec((b, g), scratch.gates.clone()).expect("B*G values"),
                 );
             }
+        }
+        if t > 0 {
+            flip.finish(first_rev ^ ((t - 1) % 2 == 1));
         }
 
         let finals: Vec<Array2<f32>> = prev
