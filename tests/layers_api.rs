@@ -2921,12 +2921,15 @@ fn the_projection_path_chosen_by_batch_size_changes_no_bits() {
 /// (batch 1: the small-batch kernels; batch 9: the blocked ones) is compared with one call on the whole sequence,
 /// which projects its batch-1 input several steps at a time into a buffer. With 300 features `x K` is two fused
 /// chains, where the order of the LSTM's products must stay fixed.
+/// Makes a recurrent layer, stateful or not.
+type MakeLayer = fn(bool) -> Layer;
+
 #[test]
 fn one_step_calls_equal_one_sequence_call_bit_for_bit() {
     let _g = shared();
     let (steps_n, units) = (5, 96);
     // Every cell kind visits its packed `h R` in both directions (GRU without reset_after: two products).
-    let kinds: [(&str, fn(bool) -> Layer); 4] = [
+    let kinds: [(&str, MakeLayer); 4] = [
         ("LSTM", |st| {
             LSTM::new(96).return_sequences(!st).stateful(st).into()
         }),

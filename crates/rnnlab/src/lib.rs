@@ -26,6 +26,7 @@
 
 pub mod activations;
 pub mod error;
+mod helper;
 pub mod initializers;
 pub mod io;
 pub mod layers;
@@ -56,8 +57,10 @@ pub use tensor::{Shape, Tensor};
 pub use trace::{Direction, Trace};
 pub use train::{Compile, FitOptions, History, Loss, Optimizer};
 
-/// Lets recurrent layers split a large batch over `n` threads in `predict` (default 1). The results are bit for
-/// bit those of one thread: every sample is computed by the same code in the same order.
+/// Lets recurrent layers split a large batch over `n` threads in `predict` (default 1), and at batch 1 (which
+/// cannot be split by samples) share every step's matrix products by columns with one helper thread, kept for
+/// the process (it spins a moment after each use, then sleeps). The results are bit for bit those of one thread:
+/// every output value is computed by the same code in the same order.
 ///
 /// ```
 /// use rnnlab::{num_threads, set_num_threads};

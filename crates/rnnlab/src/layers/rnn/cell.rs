@@ -4,9 +4,10 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use serde_json::{json, Map, Value};
 
-use super::kernels::{gemm_acc, gemm_acc_packed_dir, Packed, KC};
+use super::kernels::{gemm_acc, gemm_acc_packed_dir, gemm_acc_packed_part, Packed, COLS, KC};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
+use crate::helper::Helper;
 use crate::initializers::Initializer;
 use crate::layers::WeightSpec;
 
@@ -137,6 +138,36 @@ pub(crate) struct Scratch {
     pub pre: Option<Vec<f32>>,
     /// (B, U): `h ⊙ mask` for one gate block, used only with recurrent dropout.
     pub hm: Vec<f32>,
+    /// The helper thread that takes half of the columns of each packed product, held for the whole call (batch 1
+    /// with two threads or more: see `RnnModule::run`).
+    pub helper: Option<std::sync::MutexGuard<'static, Helper>>,
+}
+
+/// Multiply-adds per step of `h R` from which batch 1 splits its products with the helper thread.
+const SPLIT_MIN: usize = 64 * 1024;
+
+/// `f(panels, out)` for the panels `0..panels` of a product at batch 1 whose output row is `out`: on this thread,
+/// or split in two by columns between this thread and the helper (`f` then gets each half of the panels with the
+/// matching part of `out`, which starts at the half's first column). The bits do not depend on the split.
+fn by_columns(
+    helper: Option<&mut Helper>,
+    panels: usize,
+    out: &mut [f32],
+    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) {
+    match helper {
+        None => f(0..panels, out),
+        Some(h) => {
+            let mid = panels.div_ceil(2);
+            let (mine, theirs) = out.split_at_mut((mid * COLS).min(out.len()));
+            // A mutex gives the helper's closure (a shared `Fn`) its `&mut`; never contended.
+            let theirs = std::sync::Mutex::new(theirs);
+            h.join(|| f(0..mid, mine), &|| {
+                let mut out = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                f(mid..panels, &mut out)
+            });
+        }
+    }
 }
 
 /// `out (B, width) += a (B, U) @ R[:, cols]`: the packed kernel when the weights are large enough to be packed
@@ -157,8 +188,14 @@ fn rec_product(
     g: usize,
     width: usize,
     rev: bool,
+    helper: Option<&mut Helper>,
 ) {
     match packed {
+        Some(pk) if helper.is_some() && batch == 1 => {
+            by_columns(helper, pk.panel_count(), &mut out[..width], |part, out| {
+                gemm_acc_packed_part::<true>(a, u, pk, part, out, g, 1, rev)
+            })
+        }
         Some(pk) => gemm_acc_packed_dir::<true>(a, u, pk, out, g, batch, rev),
         None => gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width),
     }
@@ -422,6 +459,30 @@ impl Cell {
         self.add_input_bias(xp);
     }
 
+    /// [`project_rows`](Self::project_rows), the rows split in two between this thread and the helper if given
+    /// (each row's values do not depend on the others').
+    pub(crate) fn project_rows_split(
+        &self,
+        helper: Option<&mut Helper>,
+        x: &[f32],
+        lda: usize,
+        rows: usize,
+        xp: &mut [f32],
+    ) {
+        match helper {
+            Some(h) if rows >= 2 => {
+                let (g, half) = (self.gate_width(), rows / 2);
+                let (mine, theirs) = xp[..rows * g].split_at_mut(half * g);
+                let theirs = std::sync::Mutex::new(theirs);
+                h.join(|| self.project_rows(x, lda, half, mine), &|| {
+                    let mut out = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                    self.project_rows(&x[half * lda..], lda, rows - half, &mut out)
+                });
+            }
+            _ => self.project_rows(x, lda, rows, xp),
+        }
+    }
+
     /// `out (rows, G) += x K`, one fused chain per block of [`KC`] terms (`rev`: see [`gemm_acc_packed_dir`]).
     fn project_acc(&self, x: &[f32], lda: usize, rows: usize, out: &mut [f32], rev: bool) {
         let w = self.w.as_ref().expect("built before forward");
@@ -456,23 +517,49 @@ impl Cell {
         let pw = self.packed();
         let pk = pw.rec.as_ref().expect("projects_into_gates checked");
         let gates = &mut s.gates[..batch * g];
-        if rev && self.zigzags() {
-            gates.fill(0.0);
-            gemm_acc_packed_dir::<true>(h, u, pk, gates, g, batch, true);
-            self.project_acc(x, lda, batch, gates, true);
-        } else {
-            // Any other cell keeps `(xK + b) + hR` (the order of its additions); only `hR`'s columns turn.
-            self.project_rows(x, lda, batch, gates);
-            gemm_acc_packed_dir::<true>(h, u, pk, gates, g, batch, rev);
+        let zig = rev && self.zigzags();
+        match (s.helper.as_deref_mut(), &pw.kernel) {
+            // Batch 1 with the helper: each thread both products on its half of the columns.
+            (Some(helper), Some(pk_x)) if batch == 1 => {
+                by_columns(Some(helper), pk.panel_count(), gates, |part, out| {
+                    let c0 = part.start * COLS;
+                    out.fill(0.0);
+                    if zig {
+                        gemm_acc_packed_part::<true>(h, u, pk, part.clone(), out, g, 1, true);
+                        gemm_acc_packed_part::<true>(x, lda, pk_x, part, out, g, 1, true);
+                    } else {
+                        gemm_acc_packed_part::<true>(x, lda, pk_x, part.clone(), out, g, 1, false);
+                        self.add_input_bias_at(out, c0);
+                        gemm_acc_packed_part::<true>(h, u, pk, part, out, g, 1, rev);
+                    }
+                })
+            }
+            // (A small unpacked `x K` with the helper: only `h R` is split.)
+            (helper, _) if zig => {
+                gates.fill(0.0);
+                rec_product(h, Some(pk), &[], gates, batch, u, g, g, true, helper);
+                self.project_acc(x, lda, batch, gates, true);
+            }
+            (helper, _) => {
+                // Any other cell keeps `(xK + b) + hR` (the order of its additions); only `hR`'s columns turn.
+                self.project_rows(x, lda, batch, gates);
+                rec_product(h, Some(pk), &[], gates, batch, u, g, g, rev, helper);
+            }
         }
     }
 
     /// Adds the input bias (SimpleRNN, GRU's row 0) to each row of `xp: (rows, G)`, row-major.
     fn add_input_bias(&self, xp: &mut [f32]) {
+        self.add_input_bias_at(xp, 0)
+    }
+
+    /// [`add_input_bias`](Self::add_input_bias) on columns `c0..` of the projection: `xp` holds rows `G` apart
+    /// from column `c0` (at batch 1: one row, the part of it that one thread computes).
+    fn add_input_bias_at(&self, xp: &mut [f32], c0: usize) {
         let w = self.w.as_ref().expect("built before forward");
         if let (Some(b), false) = (&w.bias, self.kind == CellKind::Lstm) {
             let g = self.gate_width();
-            let row = &b.as_slice().expect("weights are standard layout")[..g];
+            let row = &b.as_slice().expect("weights are standard layout")[c0..g];
             // Slices, not ndarray's row iterators: those were not vectorised (a tenth of a GRU's time).
             for r in xp.chunks_mut(g) {
                 r.iter_mut().zip(row).for_each(|(v, bv)| *v += bv);
@@ -525,6 +612,7 @@ impl Cell {
             aux: vec![0.0; batch * u],
             pre: None,
             hm: Vec::new(),
+            helper: None,
         }
     }
 
@@ -539,6 +627,15 @@ impl Cell {
             && !rec_dropout
             && self.cfg.units <= KC
             && self.packed().rec.is_some()
+    }
+
+    /// Whether the products of a step at batch 1 are worth splitting by columns with the helper thread: its
+    /// packed `h R` has at least [`SPLIT_MIN`] multiply-adds (the handover costs about a microsecond).
+    pub(crate) fn splits_columns(&self) -> bool {
+        self.packed()
+            .rec
+            .as_ref()
+            .is_some_and(|pk| self.cfg.units * pk.panel_count() * COLS >= SPLIT_MIN)
     }
 
     /// Whether a cell that [`projects_into_gates`](Self::projects_into_gates) may run a step's two products in
@@ -582,6 +679,7 @@ impl Cell {
                 g,
                 g,
                 rev,
+                s.helper.as_deref_mut(),
             ),
         }
         for ((z, rec), x) in s
@@ -675,7 +773,10 @@ impl Cell {
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..3)
                         }
-                        None => rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, g, rev),
+                        None => {
+                            let hp = s.helper.as_deref_mut();
+                            rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, g, rev, hp)
+                        }
                     }
                     if let Some(b) = bias {
                         for row in s.rec.chunks_mut(g) {
@@ -691,7 +792,8 @@ impl Cell {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..2)
                         }
                         None => {
-                            rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, 2 * u, rev)
+                            let hp = s.helper.as_deref_mut();
+                            rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, 2 * u, rev, hp)
                         }
                     }
                 }
@@ -752,6 +854,7 @@ impl Cell {
                         g,
                         u,
                         rev,
+                        s.helper.as_deref_mut(),
                     );
                 }
                 for b in 0..batch {

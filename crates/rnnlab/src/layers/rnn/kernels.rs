@@ -17,7 +17,7 @@
 /// Rows of `a` handled together: each row of `m` loaded from memory is used for this many rows of the output.
 const ROWS: usize = 4;
 /// Output columns handled together: 4 AVX-512 registers per row, 16 accumulators for a block of 4 rows.
-const COLS: usize = 64;
+pub(crate) const COLS: usize = 64;
 /// Columns per half of a [`Packed`] panel: each half's `k` rows are stored contiguously (see [`Packed`]).
 const HALF: usize = COLS / 2;
 /// Terms per fused chain: `matrixmultiply`'s `kc` for float32, whose blocking the fused kernels reproduce.
@@ -226,6 +226,21 @@ pub(crate) struct Packed {
     lines: Vec<Line>,
 }
 
+/// A [`Packed`] matrix, or a range of its panels (a product split by columns over threads), as the kernels read
+/// it: `k` rows, `width` columns from the first panel of `data`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Panels<'a> {
+    k: usize,
+    width: usize,
+    data: &'a [f32],
+}
+
+impl<'a> Panels<'a> {
+    fn data(&self) -> &'a [f32] {
+        self.data
+    }
+}
+
 /// One 64-byte cache line of floats.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
@@ -257,6 +272,34 @@ impl Packed {
         }
     }
 
+    /// All the panels.
+    pub(crate) fn panels(&self) -> Panels<'_> {
+        Panels {
+            k: self.k,
+            width: self.width,
+            data: self.data(),
+        }
+    }
+
+    /// How many panels of [`COLS`] columns the matrix has.
+    pub(crate) fn panel_count(&self) -> usize {
+        self.width.div_ceil(COLS)
+    }
+
+    /// Panels `part` (clamped to the matrix), whose first column is column `part.start * COLS` of the matrix.
+    fn part(&self, part: std::ops::Range<usize>) -> Panels<'_> {
+        let (p0, p1) = (
+            part.start.min(self.panel_count()),
+            part.end.min(self.panel_count()),
+        );
+        let (c0, c1) = (p0 * COLS, (p1 * COLS).min(self.width));
+        Panels {
+            k: self.k,
+            width: c1.saturating_sub(c0),
+            data: &self.data()[p0 * self.k * COLS..p1.max(p0) * self.k * COLS],
+        }
+    }
+
     /// The panels as floats, laid out as the type's docs say.
     fn data(&self) -> &[f32] {
         // SAFETY: `Line` is 16 f32 with no padding (repr(C), 64 bytes), so the lines are contiguous floats.
@@ -284,7 +327,7 @@ impl Packed {
 fn block_packed<const R: usize, const NP: usize, const FUSED: bool>(
     a: &[f32],
     lda: usize,
-    pk: &Packed,
+    pk: Panels<'_>,
     out: &mut [f32],
     ldo: usize,
     r0: usize,
@@ -399,7 +442,7 @@ fn schedule<const FUSED: bool>(
 fn gemm_acc_packed_body<const FUSED: bool>(
     a: &[f32],
     lda: usize,
-    pk: &Packed,
+    pk: Panels<'_>,
     out: &mut [f32],
     ldo: usize,
     rows: usize,
@@ -416,7 +459,7 @@ fn gemm_acc_packed_body<const FUSED: bool>(
 /// version's 64-float accumulator arrays partly on the stack, which halved its speed.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Packed, Tile, COLS, HALF, ROWS};
+    use super::{Panels, Tile, COLS, HALF, ROWS};
     use std::arch::x86_64::*;
 
     /// Vectors of 16 floats per panel.
@@ -430,7 +473,7 @@ mod avx512 {
     unsafe fn block<const R: usize, const NP: usize, const FUSED: bool>(
         a: &[f32],
         lda: usize,
-        pk: &Packed,
+        pk: Panels<'_>,
         out: &mut [f32],
         ldo: usize,
         r0: usize,
@@ -589,7 +632,7 @@ mod avx512 {
     pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
         a: &[f32],
         lda: usize,
-        pk: &Packed,
+        pk: Panels<'_>,
         out: &mut [f32],
         ldo: usize,
         rows: usize,
@@ -653,7 +696,7 @@ mod avx512 {
     unsafe fn half_panels<const FUSED: bool, const TERMS: bool>(
         ap: *const f32,
         at: impl Fn(usize, usize) -> (usize, usize),
-        pk: &Packed,
+        pk: Panels<'_>,
         first: usize,
         op: *mut f32,
         ldo: usize,
@@ -727,7 +770,7 @@ mod avx512 {
     unsafe fn gemm_acc_packed_long<const FUSED: bool>(
         a: &[f32],
         lda: usize,
-        pk: &Packed,
+        pk: Panels<'_>,
         out: &mut [f32],
         ldo: usize,
         rows: usize,
@@ -783,7 +826,7 @@ mod avx512 {
     pub(super) unsafe fn gemm_acc_packed_tn(
         a: &[f32],
         lda: usize,
-        pk: &Packed,
+        pk: Panels<'_>,
         out: &mut [f32],
         ldo: usize,
         rows: usize,
@@ -802,7 +845,7 @@ mod avx512 {
 /// 6 rows × 16 columns, with its own schedule (see [`avx2::BLOCK_ROWS`]).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Packed, COLS, HALF};
+    use super::{Panels, COLS, HALF};
     use std::arch::x86_64::*;
 
     /// Vector lanes (floats) per register.
@@ -1014,7 +1057,7 @@ mod avx2 {
     pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
         a: &[f32],
         lda: usize,
-        pk: &Packed,
+        pk: Panels<'_>,
         out: &mut [f32],
         ldo: usize,
         rows: usize,
@@ -1070,6 +1113,37 @@ pub(crate) fn gemm_acc_packed_dir<const FUSED: bool>(
     a: &[f32],
     lda: usize,
     pk: &Packed,
+    out: &mut [f32],
+    ldo: usize,
+    rows: usize,
+    rev: bool,
+) {
+    gemm_panels::<FUSED>(a, lda, pk.panels(), out, ldo, rows, rev)
+}
+
+/// [`gemm_acc_packed_dir`] on panels `part` of `pk` only: `out` starts at the part's first column (column
+/// `part.start * COLS` of the product; rows `ldo` apart) and is written up to the end of the last panel of `part`
+/// (or of the matrix). The threads of a product split by columns each take a range of panels; each output value
+/// is rounded as in the whole product.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_acc_packed_part<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    pk: &Packed,
+    part: std::ops::Range<usize>,
+    out: &mut [f32],
+    ldo: usize,
+    rows: usize,
+    rev: bool,
+) {
+    gemm_panels::<FUSED>(a, lda, pk.part(part), out, ldo, rows, rev)
+}
+
+/// The dispatcher of the packed products: AVX-512, AVX2+FMA or portable, all giving the same bits.
+fn gemm_panels<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    pk: Panels<'_>,
     out: &mut [f32],
     ldo: usize,
     rows: usize,
@@ -1186,7 +1260,9 @@ fn tn_shared(lhs: &mut [TnLhs<'_>], b: &[f32], ldb: usize, k: usize, n: usize, i
             if m >= 4 && in_place {
                 // SAFETY: AVX-512F is there (the caller checked); `a` holds the block's kb terms of m values
                 // (asserted on entry) and `out` m rows of n values.
-                unsafe { avx512::gemm_acc_packed_tn(&a[j0 * lda..], lda, &pk, out, ldo, m) };
+                unsafe {
+                    avx512::gemm_acc_packed_tn(&a[j0 * lda..], lda, pk.panels(), out, ldo, m)
+                };
                 continue;
             }
             at.resize(most * KC.min(k), 0.0);
@@ -1292,8 +1368,22 @@ mod tests {
                 gemm_acc_packed_dir::<FUSED>(&a, k, &pk, &mut got, n, rows, rev);
                 assert_eq!(got, want, "{}", label("packed"));
                 let mut got = init.clone();
-                gemm_acc_packed_body::<FUSED>(&a, k, &pk, &mut got, n, rows, rev);
+                gemm_acc_packed_body::<FUSED>(&a, k, pk.panels(), &mut got, n, rows, rev);
                 assert_eq!(got, want, "{}", label("packed portable"));
+                // Split by columns at every panel boundary (and past the end), as threads split it.
+                for cut in 0..=pk.panel_count() + 1 {
+                    let mut got = init.clone();
+                    gemm_acc_packed_part::<FUSED>(&a, k, &pk, 0..cut, &mut got, n, rows, rev);
+                    let c0 = (cut * COLS).min(n);
+                    let rest = &mut got[c0..];
+                    gemm_acc_packed_part::<FUSED>(&a, k, &pk, cut..usize::MAX, rest, n, rows, rev);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{} cut at panel {cut}",
+                        label("packed in two parts")
+                    );
+                }
             }
             // The AVX2 kernels also on a machine whose dispatch picks AVX-512.
             #[cfg(target_arch = "x86_64")]
@@ -1307,7 +1397,9 @@ mod tests {
                 for rev in [false, true] {
                     let mut got = init.clone();
                     // SAFETY: as above.
-                    unsafe { avx2::gemm_acc_packed::<FUSED>(&a, k, &pk, &mut got, n, rows, rev) };
+                    unsafe {
+                        avx2::gemm_acc_packed::<FUSED>(&a, k, pk.panels(), &mut got, n, rows, rev)
+                    };
                     assert_eq!(got, want, "{} rev={rev}", label("packed avx2"));
                 }
             }

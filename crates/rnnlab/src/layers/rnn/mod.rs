@@ -262,6 +262,13 @@ impl RnnModule {
                 .project_masked_into(x2.view(), &m.input, b, xp.view_mut());
             xp
         });
+        // Batch 1 with two threads or more: the helper thread takes half of the columns of every packed product
+        // of a step, and half of the steps of a projection made several steps at a time (a batch of one cannot be
+        // split by samples).
+        let helper =
+            (b == 1 && tape.is_none() && crate::num_threads() >= 2 && self.cell.splits_columns())
+                .then(crate::helper::helper)
+                .flatten();
         let chunk = if b >= 8 {
             1
         } else {
@@ -286,6 +293,7 @@ impl RnnModule {
         let mut held = usize::MAX;
 
         let mut scratch = self.cell.scratch(b);
+        scratch.helper = helper;
         if rec_masks.is_some() {
             scratch.hm = vec![0.0; b * u];
         }
@@ -333,7 +341,8 @@ impl RnnModule {
                         for (i, out) in xp_buf.chunks_mut(chunk * g).enumerate() {
                             // Steps lo..lo + steps of sample i: contiguous rows of x.
                             let rows = xflat.get((i * t + lo) * d..).unwrap_or(&[]);
-                            self.cell.project_rows(rows, d, steps, out);
+                            let helper = scratch.helper.as_deref_mut();
+                            self.cell.project_rows_split(helper, rows, d, steps, out);
                         }
                         held = lo;
                     }
@@ -813,3 +822,102 @@ impl SimpleRNN {
     }
 }
 rnn_setters!(SimpleRNN);
+
+#[cfg(test)]
+mod column_split_tests {
+    //! Batch 1 with two threads splits every packed product of a step by columns with the helper thread (and a
+    //! projection made several steps at a time by steps). Here inside the crate, where a test can see that the
+    //! split happened (an integration test could not tell a split from a fallback to one thread).
+    use crate::layers::{Layer, SimpleRNN, GRU, LSTM};
+    use crate::Tensor;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Makes a fresh layer.
+    type MakeLayer = fn() -> Layer;
+
+    #[test]
+    fn batch_one_split_by_columns_gives_the_bits_of_one_thread() {
+        // Each large enough to split (SPLIT_MIN): GRU(192) without reset_after has two products per step, the
+        // second over an odd number of panels.
+        let kinds: [(&str, MakeLayer); 5] = [
+            ("LSTM(128)", || {
+                LSTM::new(128)
+                    .return_sequences(true)
+                    .return_state(true)
+                    .into()
+            }),
+            ("LSTM(128) go_backwards", || {
+                LSTM::new(128).go_backwards(true).return_state(true).into()
+            }),
+            ("GRU(160)", || {
+                GRU::new(160)
+                    .return_sequences(true)
+                    .return_state(true)
+                    .into()
+            }),
+            ("GRU(192) reset_after=false", || {
+                GRU::new(192)
+                    .reset_after(false)
+                    .return_sequences(true)
+                    .into()
+            }),
+            ("SimpleRNN(256)", || {
+                SimpleRNN::new(256).return_sequences(true).into()
+            }),
+        ];
+        // One step (projected straight into the gates; 20 features: `x K` too small to pack, only `h R` split;
+        // 300: two fused chains), a few steps and more than one 64-step projection chunk.
+        let cases = [(1, 100), (1, 20), (1, 300), (3, 100), (70, 100), (2, 300)];
+        for (name, make) in kinds {
+            for (t, d) in cases {
+                let layer = make();
+                let x = Tensor::new(vec![1, t, d], values(t * d, (t * d) as u64)).unwrap();
+                // A nonzero initial state, so that `h R` counts from the first step.
+                let (units, n) = (
+                    layer.get_config()["units"].as_u64().unwrap() as usize,
+                    name.starts_with("LSTM") as usize + 1,
+                );
+                let states: Vec<Tensor> = (0..n)
+                    .map(|i| Tensor::new(vec![1, units], values(units, 7 + i as u64)).unwrap())
+                    .collect();
+                let states: Vec<&Tensor> = states.iter().collect();
+                crate::set_num_threads(1);
+                let one = layer.apply_all_with_state(&x, &states).unwrap();
+                crate::set_num_threads(2);
+                // The helper may be busy with another test's call, which then makes this one run on one thread:
+                // call again until a call split its work.
+                let mut tries = 0;
+                let two = loop {
+                    let before = crate::helper::joins_on_this_thread();
+                    let two = layer.apply_all_with_state(&x, &states).unwrap();
+                    if crate::helper::joins_on_this_thread() > before {
+                        break two;
+                    }
+                    tries += 1;
+                    assert!(tries < 1000, "{name}, {t} steps, {d} features: never split");
+                };
+                crate::set_num_threads(1);
+                assert_eq!(one.len(), two.len());
+                for (k, (p, q)) in one.iter().zip(&two).enumerate() {
+                    assert!(
+                        p.0.iter()
+                            .zip(q.0.iter())
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{name}, {t} steps, {d} features, output {k}: two threads differ from one"
+                    );
+                }
+            }
+        }
+    }
+}
