@@ -82,6 +82,23 @@ pub fn num_threads() -> usize {
         .max(1)
 }
 
+/// Deterministic test inputs shared by the crate's unit tests.
+#[cfg(test)]
+mod test_values {
+    /// `n` values in [-1, 1) from a 64-bit LCG seeded with `seed`.
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+}
+
 /// Everything a notebook needs: `use rnnlab::prelude::*;`.
 pub mod prelude {
     pub use crate::{

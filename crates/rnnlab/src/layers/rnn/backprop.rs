@@ -822,17 +822,7 @@ mod tests {
     use crate::layers::{CallInputs, TrainCtx};
     use ndarray::{ArrayD, IxDyn};
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_values::values;
 
     /// A training call with the masks of call 0 (the test rewinds the seeded layer's call count).
     fn call0(m: &mut RnnModule, x: &ArrayD<f32>) -> (crate::layers::Forward, RnnTape) {

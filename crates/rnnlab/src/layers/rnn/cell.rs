@@ -460,7 +460,7 @@ impl Cell {
     }
 
     /// [`project_rows`](Self::project_rows), the rows split in two between this thread and the helper if given
-    /// (each row's values do not depend on the others').
+    /// (each row's values do not depend on the others'), or a single row's columns.
     pub(crate) fn project_rows_split(
         &self,
         helper: Option<&mut Helper>,
@@ -469,8 +469,18 @@ impl Cell {
         rows: usize,
         xp: &mut [f32],
     ) {
-        match helper {
-            Some(h) if rows >= 2 => {
+        match (helper, &self.packed().kernel) {
+            // One row: by columns, each thread its part of `x K` and of the bias.
+            (Some(h), Some(pk)) if rows == 1 => {
+                let g = self.gate_width();
+                by_columns(Some(h), pk.panel_count(), &mut xp[..g], |part, out| {
+                    let c0 = part.start * COLS;
+                    out.fill(0.0);
+                    gemm_acc_packed_part::<true>(x, lda, pk, part, out, g, 1, false);
+                    self.add_input_bias_at(out, c0);
+                })
+            }
+            (Some(h), _) if rows >= 2 => {
                 let (g, half) = (self.gate_width(), rows / 2);
                 let (mine, theirs) = xp[..rows * g].split_at_mut(half * g);
                 let theirs = std::sync::Mutex::new(theirs);

@@ -331,7 +331,9 @@ impl RnnModule {
                 None if into_gates => StepInput::Rows(xflat.get(ti * d..).unwrap_or(&[]), t * d),
                 None if chunk == 1 => {
                     let x_t = xflat.get(ti * d..).unwrap_or(&[]);
-                    self.cell.project_rows(x_t, t * d, b, &mut xp_buf);
+                    let helper = scratch.helper.as_deref_mut();
+                    self.cell
+                        .project_rows_split(helper, x_t, t * d, b, &mut xp_buf);
                     StepInput::Projected(&xp_buf, g)
                 }
                 None => {
@@ -831,17 +833,7 @@ mod column_split_tests {
     use crate::layers::{Layer, SimpleRNN, GRU, LSTM};
     use crate::Tensor;
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_values::values;
 
     /// Makes a fresh layer.
     type MakeLayer = fn() -> Layer;
@@ -893,6 +885,19 @@ mod column_split_tests {
                     .collect();
                 let states: Vec<&Tensor> = states.iter().collect();
                 crate::set_num_threads(1);
+                // Built by a first call, then given weights with nonzero biases (the default biases are 0).
+                layer.apply_all_with_state(&x, &states).unwrap();
+                let weights: Vec<Tensor> = layer
+                    .weight_shapes()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let n = s.dims().iter().product();
+                        let v = values(n, 100 + i as u64).iter().map(|v| v * 0.2).collect();
+                        Tensor::new(s.dims().to_vec(), v).unwrap()
+                    })
+                    .collect();
+                layer.set_weights(&weights).unwrap();
                 let one = layer.apply_all_with_state(&x, &states).unwrap();
                 crate::set_num_threads(2);
                 // The helper may be busy with another test's call, which then makes this one run on one thread:
