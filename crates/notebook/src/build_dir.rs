@@ -31,6 +31,7 @@ impl BuildDir {
     pub fn acquire(root: &Path) -> std::io::Result<Option<BuildDir>> {
         std::fs::create_dir_all(root)?;
         check_root(root).map_err(std::io::Error::other)?;
+        write_profile(root)?;
         for slot in 0..SLOTS {
             let path = root.join(format!("slot-{slot}"));
             std::fs::create_dir_all(&path)?;
@@ -58,6 +59,36 @@ impl BuildDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The cargo settings written to `<root>/.cargo/config.toml`, which cargo reads for every build in a slot below
+/// it (evcxr runs cargo in the slot's folder).
+///
+/// Why: evcxr builds cells with its `dev` profile, debug assertions and overflow checks on, and the `:dep` crates
+/// with them: rnnlab's kernels ran with a check on every index computation, and one LSTM(256) step at batch 1 took
+/// 54-74 µs in the REPL against 25 µs in `rnnlab bench`. Dependencies (not the cells, which keep Rust's debug
+/// checks) are built optimised without them. Float results do not depend on these settings.
+pub const PROFILE: &str = "\
+# Written by rnnlab's notebook engine (crates/notebook/src/build_dir.rs): evcxr's `:dep` crates, rnnlab among
+# them, built optimised and without debug checks; the cells themselves keep evcxr's settings.
+[profile.dev.package.\"*\"]
+opt-level = 3
+debug-assertions = false
+overflow-checks = false
+";
+
+/// Writes [`PROFILE`] under `root` unless it is there already.
+fn write_profile(root: &Path) -> std::io::Result<()> {
+    let dir = root.join(".cargo");
+    let path = dir.join("config.toml");
+    if std::fs::read_to_string(&path).is_ok_and(|t| t == PROFILE) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)?;
+    // Written beside and renamed, so a concurrent engine never reads half a file.
+    let tmp = dir.join(format!("config.toml.{}", std::process::id()));
+    std::fs::write(&tmp, PROFILE)?;
+    std::fs::rename(&tmp, &path)
 }
 
 /// `$RNNLAB_BUILD_CACHE` if set (empty: off), else `rnnlab-evcxr-builds-<user>` in the system's temporary
@@ -132,6 +163,11 @@ mod tests {
         let mut paths: Vec<&Path> = held.iter().map(|d| d.path()).collect();
         paths.dedup();
         assert_eq!(paths.len(), SLOTS, "each engine gets its own folder");
+        assert_eq!(
+            std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap(),
+            PROFILE,
+            "cargo finds the dependencies' profile above every slot"
+        );
         assert!(
             BuildDir::acquire(&root).unwrap().is_none(),
             "all slots busy"
