@@ -132,6 +132,24 @@ pub(crate) fn joins_on_this_thread() -> u64 {
     JOINS.with(|j| j.get())
 }
 
+impl Helper {
+    /// Splits `out` at `at` and runs `f(0, first part)` on this thread and `f(1, second part)` on the helper, as
+    /// [`join`](Self::join) does.
+    pub(crate) fn split(
+        &mut self,
+        out: &mut [f32],
+        at: usize,
+        f: impl Fn(usize, &mut [f32]) + Sync,
+    ) {
+        let (mine, theirs) = out.split_at_mut(at.min(out.len()));
+        // A mutex gives the helper's closure (a shared `Fn`) its `&mut`; never contended, and no allocation.
+        let theirs = Mutex::new(theirs);
+        self.join(|| f(0, mine), &|| {
+            f(1, &mut theirs.lock().unwrap_or_else(|e| e.into_inner()))
+        });
+    }
+}
+
 /// Finishes a posted job when [`Helper::join`] ends, also when `mine` unwinds: takes the job back and runs it
 /// here if the helper has not started it, else waits until the helper is done with it.
 struct Wait<'a> {

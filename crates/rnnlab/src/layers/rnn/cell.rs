@@ -159,12 +159,8 @@ fn by_columns(
         None => f(0..panels, out),
         Some(h) => {
             let mid = panels.div_ceil(2);
-            let (mine, theirs) = out.split_at_mut((mid * COLS).min(out.len()));
-            // A mutex gives the helper's closure (a shared `Fn`) its `&mut`; never contended.
-            let theirs = std::sync::Mutex::new(theirs);
-            h.join(|| f(0..mid, mine), &|| {
-                let mut out = theirs.lock().unwrap_or_else(|e| e.into_inner());
-                f(mid..panels, &mut out)
+            h.split(out, mid * COLS, |i, out| {
+                f(if i == 0 { 0..mid } else { mid..panels }, out)
             });
         }
     }
@@ -482,11 +478,9 @@ impl Cell {
             }
             (Some(h), _) if rows >= 2 => {
                 let (g, half) = (self.gate_width(), rows / 2);
-                let (mine, theirs) = xp[..rows * g].split_at_mut(half * g);
-                let theirs = std::sync::Mutex::new(theirs);
-                h.join(|| self.project_rows(x, lda, half, mine), &|| {
-                    let mut out = theirs.lock().unwrap_or_else(|e| e.into_inner());
-                    self.project_rows(&x[half * lda..], lda, rows - half, &mut out)
+                h.split(&mut xp[..rows * g], half * g, |i, out| match i {
+                    0 => self.project_rows(x, lda, half, out),
+                    _ => self.project_rows(&x[half * lda..], lda, rows - half, out),
                 });
             }
             _ => self.project_rows(x, lda, rows, xp),
