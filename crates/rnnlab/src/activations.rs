@@ -175,11 +175,11 @@ impl Activation {
 
     /// Applies the activation in place to a contiguous buffer made of rows of `row_len` values.
     pub fn apply_rows(&self, data: &mut [f32], row_len: usize) {
-        if *self == Activation::Linear || row_len == 0 {
-            return;
-        }
-        for row in data.chunks_mut(row_len) {
-            self.apply_row(row);
+        match self {
+            _ if row_len == 0 => {}
+            // Only softmax looks across a row; the element-wise ones take the buffer in one call.
+            Activation::Softmax => data.chunks_mut(row_len).for_each(|row| self.apply_row(row)),
+            _ => self.apply_row(data),
         }
     }
 }

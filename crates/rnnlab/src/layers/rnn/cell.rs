@@ -743,27 +743,29 @@ impl Cell {
                 let (h_next, rest) = next.split_at_mut(1);
                 let (h_next, c_next) = (&mut h_next[0], &mut rest[0]);
                 let c_prev = &prev[1];
+                // The activations take as long a slice as they can (i and f together, then act(c) for the whole
+                // batch at once): fewer calls of the vector kernels, the same values.
                 for b in 0..batch {
                     let z = &mut s.gates[b * g..(b + 1) * g];
-                    let (i, rest) = z.split_at_mut(u);
-                    let (f, rest) = rest.split_at_mut(u);
+                    let (i_f, rest) = z.split_at_mut(2 * u);
                     let (cc, o) = rest.split_at_mut(u);
-                    ract.apply_row(i);
-                    ract.apply_row(f);
+                    ract.apply_row(i_f);
                     act.apply_row(cc);
                     ract.apply_row(o);
+                    let (i, f) = i_f.split_at(u);
                     // Zipped slices (no indexing) so the element-wise loops vectorise.
                     let cn = &mut c_next[b * u..(b + 1) * u];
                     let cp = &c_prev[b * u..(b + 1) * u];
-                    for ((((c, &f), &cp), &i), &cc) in
-                        cn.iter_mut().zip(&*f).zip(cp).zip(&*i).zip(&*cc)
+                    for ((((c, &f), &cp), &i), &cc) in cn.iter_mut().zip(f).zip(cp).zip(i).zip(&*cc)
                     {
                         *c = f * cp + i * cc;
                     }
-                    let hn = &mut h_next[b * u..(b + 1) * u];
-                    hn.copy_from_slice(cn);
-                    act.apply_row(hn);
-                    hn.iter_mut().zip(&*o).for_each(|(h, &o)| *h *= o);
+                }
+                let hn = &mut h_next[..batch * u];
+                hn.copy_from_slice(&c_next[..batch * u]);
+                act.apply_rows(hn, u);
+                for (hn, z) in hn.chunks_mut(u).zip(s.gates.chunks(g)) {
+                    hn.iter_mut().zip(&z[3 * u..]).for_each(|(h, &o)| *h *= o);
                 }
             }
             CellKind::Gru { reset_after } => {
