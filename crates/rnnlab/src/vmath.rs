@@ -438,14 +438,72 @@ mod avx512 {
         ))
     }
 
-    /// Applies `f16` to the slice 16 floats at a time (NaN lanes keep their NaN) and `scalar` to the tail.
+    /// `y` with the lanes where `x` is NaN taken from `x` (the clamps would have turned them into numbers).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn keep_nan(x: __m512, y: __m512) -> __m512 {
+        _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
+    }
+
+    /// `exp` of 16 floats, as [`super::exp32`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn exp16_full(x: __m512) -> __m512 {
+        // Clamped as the scalar code does, 16 floats at a time (float32 to double is exact).
+        let xc = _mm512_max_ps(
+            _mm512_min_ps(x, _mm512_set1_ps(150.0)),
+            _mm512_set1_ps(-150.0),
+        );
+        let (e, unsure) = exp16(xc);
+        keep_nan(x, if unsure == 0 { e } else { halves(xc, exp8) })
+    }
+
+    /// `tanh` of 16 floats, as [`super::tanh32`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tanh16(x: __m512) -> __m512 {
+        keep_nan(x, {
+            // copysign: the magnitude from tanh(|x|), the sign bit from x.
+            let sign = _mm512_set1_epi32(i32::MIN);
+            let ax = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(20.0));
+            // Both halves' masks in one test (a tuple through a closure went through the stack).
+            let (lo, lo_unsure) = tanh8_quick(_mm512_castps512_ps256(ax));
+            let (hi, hi_unsure) = tanh8_quick(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                _mm512_castps_pd(ax),
+            )));
+            let t = if lo_unsure | hi_unsure == 0 {
+                join(lo, hi)
+            } else {
+                halves(ax, tanh8)
+            };
+            _mm512_castsi512_ps(_mm512_or_si512(
+                _mm512_andnot_si512(sign, _mm512_castps_si512(t)),
+                _mm512_and_si512(sign, _mm512_castps_si512(x)),
+            ))
+        })
+    }
+
+    /// The sigmoid of 16 floats, as [`super::sigmoid32`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sigmoid16(x: __m512) -> __m512 {
+        // e = exp(min(x, 16.635532)), then e / (1 + e) in float32, as the scalar sigmoid32.
+        // exp8 needs x ≥ -150 (exp32 clamps there too: its float32 result is 0 from -104 down).
+        let xc = _mm512_max_ps(
+            _mm512_min_ps(x, _mm512_set1_ps(16.635_532)),
+            _mm512_set1_ps(-150.0),
+        );
+        let (e, unsure) = exp16(xc);
+        let e = if unsure == 0 { e } else { halves(xc, exp8) };
+        keep_nan(x, _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(1.0), e)))
+    }
+
+    /// Applies `f16` to the slice 16 floats at a time and `scalar` to the tail.
     #[inline(always)]
     unsafe fn map_slice(v: &mut [f32], f16: impl Fn(__m512) -> __m512, scalar: fn(f32) -> f32) {
         let mut chunks = v.chunks_exact_mut(16);
         for c in &mut chunks {
-            let x = _mm512_loadu_ps(c.as_ptr());
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-            _mm512_storeu_ps(c.as_mut_ptr(), _mm512_mask_blend_ps(nan, f16(x), x));
+            _mm512_storeu_ps(c.as_mut_ptr(), f16(_mm512_loadu_ps(c.as_ptr())));
         }
         chunks
             .into_remainder()
@@ -455,69 +513,56 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_slice(v: &mut [f32]) {
-        map_slice(
-            v,
-            |x| {
-                // Clamped as the scalar code does, 16 floats at a time (float32 to double is exact).
-                let x = _mm512_max_ps(
-                    _mm512_min_ps(x, _mm512_set1_ps(150.0)),
-                    _mm512_set1_ps(-150.0),
-                );
-                let (e, unsure) = exp16(x);
-                if unsure == 0 {
-                    e
-                } else {
-                    halves(x, exp8)
-                }
-            },
-            super::exp32,
-        )
+        map_slice(v, |x| exp16_full(x), super::exp32)
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tanh_slice(v: &mut [f32]) {
-        map_slice(
-            v,
-            |x| {
-                // copysign: the magnitude from tanh(|x|), the sign bit from x.
-                let sign = _mm512_set1_epi32(i32::MIN);
-                let ax = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(20.0));
-                // Both halves' masks in one test (a tuple through a closure went through the stack).
-                let (lo, lo_unsure) = tanh8_quick(_mm512_castps512_ps256(ax));
-                let (hi, hi_unsure) = tanh8_quick(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                    _mm512_castps_pd(ax),
-                )));
-                let t = if lo_unsure | hi_unsure == 0 {
-                    join(lo, hi)
-                } else {
-                    halves(ax, tanh8)
-                };
-                _mm512_castsi512_ps(_mm512_or_si512(
-                    _mm512_andnot_si512(sign, _mm512_castps_si512(t)),
-                    _mm512_and_si512(sign, _mm512_castps_si512(x)),
-                ))
-            },
-            super::tanh32,
-        )
+        map_slice(v, |x| tanh16(x), super::tanh32)
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sigmoid_slice(v: &mut [f32]) {
-        map_slice(
-            v,
-            |x| {
-                // e = exp(min(x, 16.635532)), then e / (1 + e) in float32, as the scalar sigmoid32.
-                // exp8 needs x ≥ -150 (exp32 clamps there too: its float32 result is 0 from -104 down).
-                let x = _mm512_max_ps(
-                    _mm512_min_ps(x, _mm512_set1_ps(16.635_532)),
-                    _mm512_set1_ps(-150.0),
-                );
-                let (e, unsure) = exp16(x);
-                let e = if unsure == 0 { e } else { halves(x, exp8) };
-                _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(1.0), e))
-            },
-            super::sigmoid32,
-        )
+        map_slice(v, |x| sigmoid16(x), super::sigmoid32)
+    }
+
+    /// [`super::lstm_row`] 16 units at a time; the caller checked the lengths.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn lstm_row(
+        z: &mut [f32],
+        bias: Option<&[f32]>,
+        c_prev: &[f32],
+        c_next: &mut [f32],
+        h_next: &mut [f32],
+    ) {
+        let u = c_prev.len();
+        let full = u - u % 16;
+        let zp = z.as_mut_ptr();
+        let gate = |k: usize, j: usize| {
+            let at = k * u + j;
+            let x = _mm512_loadu_ps(zp.add(at));
+            match bias {
+                Some(b) => _mm512_add_ps(x, _mm512_loadu_ps(b.as_ptr().add(at))),
+                None => x,
+            }
+        };
+        for j in (0..full).step_by(16) {
+            let i = sigmoid16(gate(0, j));
+            let f = sigmoid16(gate(1, j));
+            let g = tanh16(gate(2, j));
+            let o = sigmoid16(gate(3, j));
+            for (k, v) in [i, f, g, o].into_iter().enumerate() {
+                _mm512_storeu_ps(zp.add(k * u + j), v);
+            }
+            // c = f·c' + i·g and h = tanh(c)·o, each product rounded (as the separate passes).
+            let c = _mm512_add_ps(
+                _mm512_mul_ps(f, _mm512_loadu_ps(c_prev.as_ptr().add(j))),
+                _mm512_mul_ps(i, g),
+            );
+            _mm512_storeu_ps(c_next.as_mut_ptr().add(j), c);
+            _mm512_storeu_ps(h_next.as_mut_ptr().add(j), _mm512_mul_ps(tanh16(c), o));
+        }
+        super::lstm_row_scalar(z, bias, c_prev, c_next, h_next, full);
     }
 }
 
@@ -698,6 +743,61 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn sigmoid_slice(v: &mut [f32]) {
         map_slice(v, sigmoid, super::sigmoid32)
+    }
+}
+
+/// One row of an LSTM step with Keras' default activations (sigmoid gates, tanh cell), in one pass where the CPU
+/// has AVX-512: `z` holds the row's pre-activations `[i f g o]` (each `u = c_prev.len()` long) before the bias,
+/// which is added here; leaves the activated gates in `z` and writes `c_next = f·c_prev + i·g`,
+/// `h_next = tanh(c_next)·o`. The same operations in the same order as the separate passes (bias add, sigmoid and
+/// tanh slices, the state updates), so the same bits; one pass keeps each unit's values in registers. Returns false
+/// (doing nothing) without AVX-512: the caller runs the separate passes.
+pub(crate) fn lstm_row(
+    z: &mut [f32],
+    bias: Option<&[f32]>,
+    c_prev: &[f32],
+    c_next: &mut [f32],
+    h_next: &mut [f32],
+) -> bool {
+    let u = c_prev.len();
+    assert!(z.len() == 4 * u && c_next.len() == u && h_next.len() == u);
+    assert!(bias.is_none_or(|b| b.len() == 4 * u));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above); the lengths are checked above.
+            unsafe { avx512::lstm_row(z, bias, c_prev, c_next, h_next) };
+            return true;
+        }
+    }
+    false
+}
+
+/// [`lstm_row`] for the units from `from` on, one value at a time.
+fn lstm_row_scalar(
+    z: &mut [f32],
+    bias: Option<&[f32]>,
+    c_prev: &[f32],
+    c_next: &mut [f32],
+    h_next: &mut [f32],
+    from: usize,
+) {
+    let u = c_prev.len();
+    for j in from..u {
+        let mut gate = |k: usize, f: fn(f32) -> f32| {
+            let at = k * u + j;
+            let x = bias.map_or(z[at], |b| z[at] + b[at]);
+            z[at] = f(x);
+            z[at]
+        };
+        let (i, f, g, o) = (
+            gate(0, sigmoid32),
+            gate(1, sigmoid32),
+            gate(2, tanh32),
+            gate(3, sigmoid32),
+        );
+        c_next[j] = f * c_prev[j] + i * g;
+        h_next[j] = tanh32(c_next[j]) * o;
     }
 }
 
@@ -968,6 +1068,54 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The one-pass LSTM row gives the separate passes' bits (bias add, sigmoid/tanh slices, state updates), with
+    /// and without a bias, with a scalar tail (37 units) and without (32), on values spread over the gates' range
+    /// plus a NaN and infinities.
+    #[test]
+    fn lstm_row_equals_the_separate_passes() {
+        for u in [32, 37] {
+            let value = |k: usize, scale: f32| ((k * 7919 % 1000) as f32 / 1000.0 - 0.5) * scale;
+            let mut z: Vec<f32> = (0..4 * u).map(|k| value(k, 24.0)).collect();
+            z[3] = f32::NAN;
+            z[u + 5] = f32::INFINITY;
+            z[2 * u + 6] = f32::NEG_INFINITY;
+            let c_prev: Vec<f32> = (0..u).map(|k| value(k + 11, 4.0)).collect();
+            let bias: Vec<f32> = (0..4 * u).map(|k| value(k + 3, 2.0)).collect();
+            for bias in [None, Some(&bias[..])] {
+                // The separate passes, as the LSTM step runs them without AVX-512.
+                let mut want = z.clone();
+                if let Some(b) = bias {
+                    want.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+                }
+                sigmoid_slice(&mut want[..2 * u]);
+                tanh_slice(&mut want[2 * u..3 * u]);
+                sigmoid_slice(&mut want[3 * u..]);
+                let (i, rest) = want.split_at(u);
+                let (f, rest) = rest.split_at(u);
+                let (g, o) = rest.split_at(u);
+                let want_c: Vec<f32> = (0..u).map(|j| f[j] * c_prev[j] + i[j] * g[j]).collect();
+                let mut want_h = want_c.clone();
+                tanh_slice(&mut want_h);
+                want_h.iter_mut().zip(o).for_each(|(h, o)| *h *= o);
+
+                let (mut got, mut c, mut h) = (z.clone(), vec![0.0; u], vec![0.0; u]);
+                if !lstm_row(&mut got, bias, &c_prev, &mut c, &mut h) {
+                    // No AVX-512 here: the scalar code the tail uses, over every unit.
+                    lstm_row_scalar(&mut got, bias, &c_prev, &mut c, &mut h, 0);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "gates, u = {u}, bias {}",
+                    bias.is_some()
+                );
+                assert_eq!(bits(&c), bits(&want_c), "c, u = {u}");
+                assert_eq!(bits(&h), bits(&want_h), "h, u = {u}");
             }
         }
     }

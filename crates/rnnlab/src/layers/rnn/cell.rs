@@ -732,6 +732,26 @@ impl Cell {
             CellKind::Lstm => {
                 // z = (x K + h R) + b
                 self.input_plus_recurrent(xp, rev, &prev[0], s, batch, rec_masks);
+                let (h_next, rest) = next.split_at_mut(1);
+                let (h_next, c_next) = (&mut h_next[0], &mut rest[0]);
+                let c_prev = &prev[1];
+                // Keras' default activations without a tape (which keeps the pre-activations): one pass per row.
+                if s.pre.is_none()
+                    && act == Activation::Tanh
+                    && ract == Activation::Sigmoid
+                    && (0..batch).all(|b| {
+                        let rows = b * u..(b + 1) * u;
+                        crate::vmath::lstm_row(
+                            &mut s.gates[b * g..(b + 1) * g],
+                            bias,
+                            &c_prev[rows.clone()],
+                            &mut c_next[rows.clone()],
+                            &mut h_next[rows],
+                        )
+                    })
+                {
+                    return;
+                }
                 if let Some(b) = bias {
                     for row in s.gates.chunks_mut(g) {
                         row.iter_mut().zip(b).for_each(|(z, bv)| *z += bv);
@@ -740,9 +760,6 @@ impl Cell {
                 if let Some(p) = s.pre.as_mut() {
                     p.copy_from_slice(&s.gates);
                 }
-                let (h_next, rest) = next.split_at_mut(1);
-                let (h_next, c_next) = (&mut h_next[0], &mut rest[0]);
-                let c_prev = &prev[1];
                 // The activations take as long a slice as they can (i and f together, then act(c) for the whole
                 // batch at once): fewer calls of the vector kernels, the same values.
                 for b in 0..batch {
