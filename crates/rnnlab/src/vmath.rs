@@ -292,6 +292,27 @@ mod avx512 {
         )
     }
 
+    /// The table step of [`super::exp_parts`] on 8 doubles: `n = round(x·16/ln2)` through `ROUND_MAGIC` (the low bits
+    /// of `t = x·16/ln2 + ROUND_MAGIC` are then n's, ROUND_MAGIC's being zero) and, for j = n & 15, `2^(j/16)` and
+    /// `2^(j/16) − 1` (permutex2var reads the low 4 bits of each index, picking from the two halves of the table).
+    /// Returns `(t's bits, n, 2^(j/16), 2^(j/16) − 1)`.
+    #[inline(always)]
+    unsafe fn table_step(x: __m512d) -> (__m512i, __m512d, __m512d, __m512d) {
+        let tab: [f64; 16] = std::array::from_fn(|j| TABLE[j].0);
+        let tabm1: [f64; 16] = std::array::from_fn(|j| TABLE[j].1);
+        let t = _mm512_fmadd_pd(x, set(INV_L), set(ROUND_MAGIC));
+        let n = _mm512_sub_pd(t, set(ROUND_MAGIC));
+        let ti = _mm512_castpd_si512(t);
+        let lookup = |tab: &[f64; 16]| {
+            _mm512_permutex2var_pd(
+                _mm512_loadu_pd(tab.as_ptr()),
+                ti,
+                _mm512_loadu_pd(tab.as_ptr().add(8)),
+            )
+        };
+        (ti, n, lookup(&tab), lookup(&tabm1))
+    }
+
     /// [`super::exp_parts`] on 8 doubles, in fewer operations: fused multiply-adds (each rounded once, so the
     /// doubles differ from the scalar code's in the last bits; the float32 results do not, see the module docs),
     /// the table index read from the low bits of `n + ROUND_MAGIC` as they are, and `m / 16` (for
@@ -300,23 +321,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn exp_parts(x: __m512d) -> (__m512d, __m512d, __m512d, __m512d) {
-        let tab: [f64; 16] = std::array::from_fn(|j| TABLE[j].0);
-        let tabm1: [f64; 16] = std::array::from_fn(|j| TABLE[j].1);
-        let t = _mm512_fmadd_pd(x, set(INV_L), set(ROUND_MAGIC));
-        let n = _mm512_sub_pd(t, set(ROUND_MAGIC));
-        // The low bits of t are n's (ROUND_MAGIC's are zero), and permutex2var reads the low 4 bits of each
-        // index: j = n & 15 picks from the two halves of the table.
-        let ti = _mm512_castpd_si512(t);
-        let tj = _mm512_permutex2var_pd(
-            _mm512_loadu_pd(tab.as_ptr()),
-            ti,
-            _mm512_loadu_pd(tab.as_ptr().add(8)),
-        );
-        let tm1 = _mm512_permutex2var_pd(
-            _mm512_loadu_pd(tabm1.as_ptr()),
-            ti,
-            _mm512_loadu_pd(tabm1.as_ptr().add(8)),
-        );
+        let (_, n, tj, tm1) = table_step(x);
         // n * L_HI is exact, so the first step is exact; the second rounds once.
         let r = _mm512_fnmadd_pd(n, set(L_LO), _mm512_fnmadd_pd(n, set(L_HI), x));
         let r2 = _mm512_mul_pd(r, r);
@@ -367,23 +372,9 @@ mod avx512 {
     /// [`tanh8`]. (Subnormal inputs: the quotient is the input to far better than a float32 ulp.)
     #[inline(always)]
     unsafe fn tanh8_quick(ax: __m256) -> (__m256, __mmask8) {
-        let tab: [f64; 16] = std::array::from_fn(|j| TABLE[j].0);
-        let tabm1: [f64; 16] = std::array::from_fn(|j| TABLE[j].1);
         let x = _mm512_cvtps_pd(ax);
         let y = _mm512_add_pd(x, x);
-        let t = _mm512_fmadd_pd(y, set(INV_L), set(ROUND_MAGIC));
-        let n = _mm512_sub_pd(t, set(ROUND_MAGIC));
-        let ti = _mm512_castpd_si512(t);
-        let tj = _mm512_permutex2var_pd(
-            _mm512_loadu_pd(tab.as_ptr()),
-            ti,
-            _mm512_loadu_pd(tab.as_ptr().add(8)),
-        );
-        let tm1 = _mm512_permutex2var_pd(
-            _mm512_loadu_pd(tabm1.as_ptr()),
-            ti,
-            _mm512_loadu_pd(tabm1.as_ptr().add(8)),
-        );
+        let (ti, n, tj, tm1) = table_step(y);
         // One step: ln2/16 rounded to double is off by under 2⁻⁵⁸, times |n| ≤ 924 (|x| ≤ 20).
         let r = _mm512_fnmadd_pd(n, set(L_HI + L_LO), y);
         let r2 = _mm512_mul_pd(r, r);
