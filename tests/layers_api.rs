@@ -654,6 +654,41 @@ fn encoder_decoder(p: &str) -> (Model, Layer, Layer, Layer) {
 // ============================================================================================================
 // 2. Semantics
 
+/// A row-wise `recurrent_activation` (softmax) acts on each gate's own block, as Keras applies it to i, f and o
+/// separately (the LSTM step takes i and f in one call for element-wise activations only). Reference from the
+/// formulas (keras-spec §1) in float64: x = 1, h0 = c0 = 0, no bias, so z is the kernel's row;
+/// i = softmax(z[0:2]), f = softmax(z[2:4]), g = tanh(z[4:6]), o = softmax(z[6:8]), c = i·g, h = o·tanh(c).
+#[test]
+fn lstm_applies_a_row_wise_recurrent_activation_to_each_gate_block() {
+    let _g = shared();
+    let layer = LSTM::new(2)
+        .recurrent_activation("softmax")
+        .use_bias(false)
+        .layer();
+    let x = Tensor::new(vec![1, 1, 1], vec![1.0]).unwrap();
+    layer.apply(&x).unwrap();
+    let z = [0.5f32, -0.3, 1.2, 0.1, 0.7, -0.9, 0.2, 0.4];
+    let kernel = Tensor::new(vec![1, 8], z.to_vec()).unwrap();
+    let recurrent = Tensor::new(vec![2, 8], vec![0.0; 16]).unwrap();
+    layer.set_weights(&[kernel, recurrent]).unwrap();
+    let h = layer.apply(&x).unwrap().to_vec();
+    let softmax = |a: f64, b: f64| {
+        let (ea, eb) = (a.exp(), b.exp());
+        [ea / (ea + eb), eb / (ea + eb)]
+    };
+    let z: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+    let (i, o) = (softmax(z[0], z[1]), softmax(z[6], z[7]));
+    let want: Vec<f64> = (0..2)
+        .map(|j| o[j] * (i[j] * z[4 + j].tanh()).tanh())
+        .collect();
+    for (got, w) in h.iter().zip(&want) {
+        assert!(
+            (f64::from(*got) - w).abs() < 1e-6,
+            "h = {h:?}, want {want:?}"
+        );
+    }
+}
+
 #[test]
 fn cells_match_a_numpy_reference_with_set_weights() {
     let _g = shared();

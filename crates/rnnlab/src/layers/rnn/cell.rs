@@ -761,12 +761,13 @@ impl Cell {
                     p.copy_from_slice(&s.gates);
                 }
                 // The activations take as long a slice as they can (i and f together, then act(c) for the whole
-                // batch at once): fewer calls of the vector kernels, the same values.
+                // batch at once; `apply_rows` keeps a row-wise one, softmax, to each gate's block): fewer calls
+                // of the vector kernels, the same values.
                 for b in 0..batch {
                     let z = &mut s.gates[b * g..(b + 1) * g];
                     let (i_f, rest) = z.split_at_mut(2 * u);
                     let (cc, o) = rest.split_at_mut(u);
-                    ract.apply_row(i_f);
+                    ract.apply_rows(i_f, u);
                     act.apply_row(cc);
                     ract.apply_row(o);
                     let (i, f) = i_f.split_at(u);
