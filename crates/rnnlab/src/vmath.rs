@@ -16,8 +16,8 @@
 //! checks every path against libm; run it after changing this module).
 //!
 //! On AVX-512, `exp` and the sigmoid first try a float32 evaluation, 16 values to a register with no conversions
-//! (half the time of the double-precision one): it carries the result as a float plus an exact error term, so it
-//! knows which lanes it rounded correctly; a register with a lane it cannot vouch for (one value in about two
+//! (a third less time than the double-precision one): it carries the result as a float plus an exact error term, so
+//! it knows which lanes it rounded correctly; a register with a lane it cannot vouch for (about one value in a
 //! thousand, and any |x| > 87) is recomputed in double precision. The results are the same bits either way.
 
 /// `ln 2 / 16` split for Cody–Waite range reduction: `HI` has 32 trailing zero bits, so `n * HI` is exact for
@@ -219,18 +219,18 @@ mod avx512 {
         -1.7021804410433106e-08,
     ];
 
-    /// `exp` of 16 floats in float32 arithmetic, twice as fast as the double-precision [`exp8`] pair, for the
+    /// `exp` of 16 floats in float32 arithmetic, a third faster than the double-precision [`exp8`] pair, for the
     /// lanes where it can prove its rounding: returns the results and a mask of the lanes it cannot vouch for
-    /// (|x| > 87, NaN, and about one value in 2000 lying too near a rounding midpoint), which the caller recomputes
-    /// with [`exp8`]. The rest are the correctly rounded results (the same bits as [`super::exp32`]).
+    /// (|x| > 87, NaN, and about one value in a thousand lying too near a rounding midpoint), which the caller
+    /// recomputes with [`exp8`]. The rest are the correctly rounded results (the same bits as [`super::exp32`]).
     ///
     /// `x = n ln2/32 + r_hi + r_lo` (`r_hi` exact: `ln2/32` rounded to float32 has 29 fraction bits and
     /// |x − n·it| < 2⁻⁵, so the fused product-subtract loses nothing; |r_lo| < 2⁻²²), then
-    /// `exp(x) = 2^(n/32) (1 + r_hi + s)` with `s = q + r_lo(1 + r_hi + q)`, `q = r_hi²(1/2 + r_hi/6 + r_hi²/24)` (terms left
-    /// out: below 2⁻³⁹). With `T = 2^(j/32) = HI + LO`, `T(1 + r_hi + s) = R0 + tail` where `R0 = HI + HI·r_hi`
+    /// `exp(x) = 2^(n/32) (1 + r_hi + s)` with `s = q + r_lo·w`, `q = r_hi²(1/2 + r_hi/6 + r_hi²/24)`,
+    /// `w = 1 + r_hi + q` (terms left out: below 2⁻³⁹). With `T = 2^(j/32) = HI + LO`, `T(1 + r_hi + s) = R0 + tail` where `R0 = HI + HI·r_hi`
     /// rounded once (a fused multiply-add) and `tail` gathers its rounding error (exact: `HI − R0` is exact by
-    /// Sterbenz) with `HI·s + LO(1 + r_hi)`. `R0 + tail` rounded is then the float32 result unless the true value
-    /// (within 2⁻³⁷ of `R0 + tail`: the float32 roundings of the small terms) may lie on the other side of a
+    /// Sterbenz) with `HI·s + LO·w`. `R0 + tail` rounded is then the float32 result unless the true value
+    /// (within 2⁻³⁴·⁸ of `R0 + tail`: the float32 roundings of the small terms) may lie on the other side of a
     /// rounding midpoint: a lane is unsure when `R0 + tail` plus and minus a margin round apart. Scaling by 2^m
     /// (m = n >> 5) adds to the exponent bits: results stay normal for |x| ≤ 87.
     #[inline]
