@@ -608,12 +608,16 @@ impl Cell {
     }
 
     /// Buffers for a call of `batch` rows.
-    pub(crate) fn scratch(&self, batch: usize) -> Scratch {
+    /// `into_gates`: the steps take their input rows straight into the gates ([`Self::projects_into_gates`]), so
+    /// `rec` is never used (and `aux` is GRU's alone): a one-step call at batch 1 then makes two allocations fewer.
+    pub(crate) fn scratch(&self, batch: usize, into_gates: bool) -> Scratch {
         let (g, u) = (self.gate_width(), self.cfg.units);
+        let gru = matches!(self.kind, CellKind::Gru { .. });
+        let sized = |used: bool, len: usize| if used { vec![0.0; len] } else { Vec::new() };
         Scratch {
             gates: vec![0.0; batch * g],
-            rec: vec![0.0; batch * g],
-            aux: vec![0.0; batch * u],
+            rec: sized(gru || !into_gates, batch * g),
+            aux: sized(gru, batch * u),
             pre: None,
             hm: Vec::new(),
             helper: None,

@@ -292,7 +292,7 @@ impl RnnModule {
         // The first step `xp_buf` holds (it holds steps held..held + chunk).
         let mut held = usize::MAX;
 
-        let mut scratch = self.cell.scratch(b);
+        let mut scratch = self.cell.scratch(b, into_gates);
         scratch.helper = helper;
         if rec_masks.is_some() {
             scratch.hm = vec![0.0; b * u];
