@@ -436,17 +436,26 @@ mod avx512 {
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
     }
 
-    /// `exp` of 16 floats, as [`super::exp32`].
+    /// `exp(clamp(x, -150, hi))` of 16 floats: [`exp16`], and where it is unsure [`exp8`] on both halves (which
+    /// needs x ≥ -150; the scalar code clamps there too: exp's float32 result is 0 from -104 down). NaN lanes
+    /// come out as numbers (the clamps): callers put them back with [`keep_nan`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn exp16_clamped(x: __m512, hi: f32) -> __m512 {
+        let xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(hi)), _mm512_set1_ps(-150.0));
+        let (e, unsure) = exp16(xc);
+        if unsure == 0 {
+            e
+        } else {
+            halves(xc, exp8)
+        }
+    }
+
+    /// `exp` of 16 floats, as [`super::exp32`] (which clamps at ±150: float32 to double is exact).
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn exp16_full(x: __m512) -> __m512 {
-        // Clamped as the scalar code does, 16 floats at a time (float32 to double is exact).
-        let xc = _mm512_max_ps(
-            _mm512_min_ps(x, _mm512_set1_ps(150.0)),
-            _mm512_set1_ps(-150.0),
-        );
-        let (e, unsure) = exp16(xc);
-        keep_nan(x, if unsure == 0 { e } else { halves(xc, exp8) })
+        keep_nan(x, exp16_clamped(x, 150.0))
     }
 
     /// `tanh` of 16 floats, as [`super::tanh32`].
@@ -479,13 +488,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     unsafe fn sigmoid16(x: __m512) -> __m512 {
         // e = exp(min(x, 16.635532)), then e / (1 + e) in float32, as the scalar sigmoid32.
-        // exp8 needs x ≥ -150 (exp32 clamps there too: its float32 result is 0 from -104 down).
-        let xc = _mm512_max_ps(
-            _mm512_min_ps(x, _mm512_set1_ps(16.635_532)),
-            _mm512_set1_ps(-150.0),
-        );
-        let (e, unsure) = exp16(xc);
-        let e = if unsure == 0 { e } else { halves(xc, exp8) };
+        let e = exp16_clamped(x, 16.635_532);
         keep_nan(x, _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(1.0), e)))
     }
 
