@@ -7,13 +7,16 @@ Not part of the Rust tests (it needs TensorFlow/Keras, and optionally PyTorch):
     pip install tensorflow-cpu keras            # the references
     pip install torch --index-url https://download.pytorch.org/whl/cpu   # optional
     cargo build --release -p rnnlab-cli
-    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--train] [--shape lstm:32,100,64,128 ...]
+    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--train] [--rounds 3] [--shape lstm:32,100,64,128 ...]
 
-It runs `rnnlab bench --json` first, then each reference on the same shapes with the same thread count, and prints
-median ms per forward pass and rnnlab's speed-up against each (>1 means rnnlab is faster). rnnlab's predict splits
-the batch over --threads threads (rnnlab::set_num_threads); its training steps use one thread.
+Shape by shape it runs `rnnlab bench --json`, then PyTorch, then Keras on that shape with the same thread count, and
+prints median ms per forward pass and rnnlab's speed-up against each (>1 means rnnlab is faster). On a shared host
+the speed of a core drifts by 10% or more over minutes, so the timings being compared are taken back to back;
+`--rounds N` repeats the whole sequence N times and reports the median of the N timings of each and the range of
+the N per-round ratios. rnnlab's predict splits the batch over --threads threads (rnnlab::set_num_threads); its
+training steps use one thread.
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, functools, json, os, statistics, subprocess, sys, tempfile, time
 
 DEFAULT_TRAIN = ["lstm:1,3,2,1", "lstm:32,100,64,128", "gru:32,100,64,128", "lstm:64,200,256,256"]
 DEFAULT = ["lstm:1,3,2,1", "lstm:32,100,64,128", "lstm:64,200,256,256", "gru:32,100,64,128", "gru:64,200,256,256"]
@@ -30,7 +33,9 @@ def median_ms(fn, min_runs=5, budget=1.0):
     return statistics.median(times)
 
 
-def keras_times(kind, b, t, f, u, threads):
+@functools.cache
+def keras_model(kind, b, t, f, u):
+    """The model, its input and its compiled functions, built once per shape (rounds reuse them)."""
     import numpy as np
     import tensorflow as tf
     import keras
@@ -38,12 +43,16 @@ def keras_times(kind, b, t, f, u, threads):
     inp = keras.Input((t, f))
     model = keras.Model(inp, layer(u)(inp))
     x = np.random.default_rng(2).uniform(-1, 1, (b, t, f)).astype("float32")
-    out = {"keras predict": median_ms(lambda: model.predict(x, verbose=0, batch_size=b))}
     fn = tf.function(lambda v: model(v, training=False))
-    xt = tf.constant(x)
+    xla = tf.function(lambda v: model(v, training=False), jit_compile=True)
+    return model, x, tf.constant(x), fn, xla
+
+
+def keras_times(kind, b, t, f, u, threads):
+    model, x, xt, fn, xla = keras_model(kind, b, t, f, u)
+    out = {"keras predict": median_ms(lambda: model.predict(x, verbose=0, batch_size=b))}
     out["keras tf.function"] = median_ms(lambda: fn(xt).numpy())
     try:
-        xla = tf.function(lambda v: model(v, training=False), jit_compile=True)
         out["keras XLA"] = median_ms(lambda: xla(xt).numpy())
     except Exception as e:  # XLA missing from this TensorFlow build
         print(f"(Keras XLA skipped: {type(e).__name__})")
@@ -105,6 +114,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shape", action="append")
     ap.add_argument("--train", action="store_true", help="time training steps instead of forward passes")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every shape's timings this many times (medians and the range of the ratios)")
     ap.add_argument("--torch-json", help=argparse.SUPPRESS)  # internal: the PyTorch child process
     args = ap.parse_args()
     if args.torch_json:
@@ -122,50 +133,58 @@ def main():
     shapes = args.shape or (DEFAULT_TRAIN if args.train else DEFAULT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "rnnlab.json")
-        cmd = [args.rnnlab, "bench", "--json", path, "--threads", str(args.threads)] + (
-            ["--train"] if args.train else []) + sum(
-            (["--shape", s] for s in shapes), [])
-        subprocess.run(cmd, check=True)
-        ours = json.load(open(path))
-    torch_refs = {}
-    try:
-        import importlib.util
-        if importlib.util.find_spec("torch") is None:
-            raise ImportError
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "torch.json")
-            cmd = [sys.executable, __file__, "--torch-json", path, "--threads", str(args.threads)] + (
-                ["--train"] if args.train else []) + sum((["--shape", s] for s in shapes), [])
-            subprocess.run(cmd, check=True)
-            torch_refs = json.load(open(path))
-    except ImportError:
+    import importlib.util
+    have_torch = importlib.util.find_spec("torch") is not None
+    if not have_torch:
         print("(PyTorch not installed: skipped)")
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    what = "training step (fit / train_on_batch)" if args.train else "forward pass"
-    print(f"\nthreads {args.threads}; load average at start {ours.get('load_average_1min')}; median ms per {what}")
-    header = f"{'shape':<22} {'rnnlab':>9}"
-    rows = []
-    for shape, r in zip(shapes, ours["results"]):
-        kind, b, t, f, u = r["kind"], r["batch"], r["steps"], r["features"], r["units"]
-        if args.train:
-            refs = keras_train_times(kind, b, t, f, u)
-        else:
-            refs = keras_times(kind, b, t, f, u, args.threads)
-        refs.update(torch_refs.get(shape, {}))
-        rows.append((f"{kind} {b},{t},{f},{u}", r["median_ms"], refs))
-    names = sorted({n for _, _, refs in rows for n in refs})
-    print(header + "".join(f" {n:>18} {'x':>7}" for n in names))
-    for label, ms, refs in rows:
-        line = f"{label:<22} {ms:>9.4f}"
-        for n in names:
-            if n in refs:
-                line += f" {refs[n]:>18.4f} {refs[n] / ms:>7.2f}"
+    train = ["--train"] if args.train else []
+    # Per shape: one dict of ms per round, {"rnnlab": ..., "pytorch": ..., "keras ...": ...}.
+    rounds = {s: [] for s in shapes}
+    loads = []
+    for _ in range(args.rounds):
+        for shape in shapes:
+            kind, dims = shape.split(":")
+            b, t, f, u = map(int, dims.split(","))
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "rnnlab.json")
+                cmd = [args.rnnlab, "bench", "--json", path, "--threads", str(args.threads), "--shape", shape]
+                subprocess.run(cmd + train, check=True)
+                ours = json.load(open(path))
+                loads.append(ours.get("load_average_1min"))
+                times = {"rnnlab": ours["results"][0]["median_ms"]}
+                if have_torch:
+                    path = os.path.join(d, "torch.json")
+                    cmd = [sys.executable, __file__, "--torch-json", path, "--threads", str(args.threads), "--shape", shape]
+                    subprocess.run(cmd + train, check=True)
+                    times.update(json.load(open(path)).get(shape, {}))
+            if args.train:
+                times.update(keras_train_times(kind, b, t, f, u))
             else:
-                line += f" {'-':>18} {'-':>7}"
+                times.update(keras_times(kind, b, t, f, u, args.threads))
+            rounds[shape].append(times)
+    what = "training step (fit / train_on_batch)" if args.train else "forward pass"
+    print(f"\nthreads {args.threads}; {args.rounds} round(s); load average at each rnnlab start {loads}; "
+          f"median ms per {what}")
+    names = sorted({n for rs in rounds.values() for r in rs for n in r if n != "rnnlab"})
+    spread = args.rounds > 1
+    print(f"{'shape':<22} {'rnnlab':>9}" + "".join(
+        f" {n:>18} {'x':>7}" + (f" {'x range':>13}" if spread else "") for n in names))
+    for shape, rs in rounds.items():
+        kind, dims = shape.split(":")
+        ms = statistics.median(r["rnnlab"] for r in rs)
+        line = f"{kind + ' ' + dims:<22} {ms:>9.4f}"
+        for n in names:
+            if all(n in r for r in rs):
+                ref = statistics.median(r[n] for r in rs)
+                line += f" {ref:>18.4f} {ref / ms:>7.2f}"
+                if spread:
+                    ratios = [r[n] / r["rnnlab"] for r in rs]
+                    line += f" {min(ratios):>6.2f}-{max(ratios):<6.2f}"
+            else:
+                line += f" {'-':>18} {'-':>7}" + (f" {'-':>13}" if spread else "")
         print(line)
     print("x = reference ms / rnnlab ms (above 1: rnnlab is faster)")
 

@@ -1794,6 +1794,31 @@ fn dense_on_rank_3_equals_time_distributed_dense() {
 }
 
 #[test]
+fn a_model_may_list_a_tensor_twice_and_return_its_input() {
+    let _g = shared();
+    // Keras accepts `Model(inp, [h, inp, h])`: predict returns the tensor twice and the input as given (the
+    // executor moves outputs out of its table, so the repeated one and the borrowed input must be copies).
+    let inp = Input::new((5, 3));
+    let l = LSTM::new(4);
+    let h = l.call(&inp).unwrap();
+    let m = Model::new(&inp, [&h, &inp, &h]).unwrap();
+    set_det(&l, 280);
+    let x = det(&[2, 5, 3], 15);
+    for _ in 0..2 {
+        let [a, b, c] = m.predict_n(&x).unwrap();
+        same("the tensor listed twice", &a, &c);
+        same("the model input as an output", &b, &x);
+        same("the layer's own output", &a, &l.apply(&x).unwrap());
+    }
+    let only_input = Model::new(&inp, &inp).unwrap();
+    same(
+        "a model of its input alone",
+        &only_input.predict(&x).unwrap(),
+        &x,
+    );
+}
+
+#[test]
 fn a_layer_called_twice_shares_its_weights() {
     let _g = shared();
     // A Keras layer object called twice is one set of weights: counted once, equal outputs on equal inputs.

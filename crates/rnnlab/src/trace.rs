@@ -267,7 +267,7 @@ impl Model {
                 .map(|l| l.name())
                 .collect();
             return Err(Error::invalid(
-                layer.ctx(),
+                &*layer.ctx(),
                 "layer_name",
                 format!(
                     "the name of a recurrent layer of this model: [{}]",

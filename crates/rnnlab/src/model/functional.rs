@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use ndarray::ArrayD;
+use ndarray::{ArrayD, CowArray, IxDyn};
+use rustc_hash::FxHashMap;
 
 use super::graph::{Node, SymbolicTensor, TensorList};
 use crate::error::{Error, Result};
@@ -73,18 +74,17 @@ impl<const N: usize> ModelInputs for [Tensor; N] {
     }
 }
 
-/// The value (and mask) of every symbolic tensor computed so far in one execution.
-pub(crate) type Values = HashMap<(u64, usize), (ArrayD<f32>, Option<Mask>)>;
+/// The value (and mask) of every symbolic tensor computed so far in one execution: owned arrays (training keeps
+/// them for the backward pass) or, in `predict`, [`CowArray`]s that borrow the caller's inputs instead of copying
+/// them.
+pub(crate) type Values<V = ArrayD<f32>> = FxHashMap<(u64, usize), (V, Option<Mask>)>;
 
 /// The values a node consumes: its inputs, then its initial states.
 #[allow(clippy::type_complexity)]
-pub(crate) fn node_args<'a>(
-    values: &'a Values,
+pub(crate) fn node_args<'a, V>(
+    values: &'a Values<V>,
     node: &Node,
-) -> Result<(
-    Vec<&'a (ArrayD<f32>, Option<Mask>)>,
-    Vec<&'a (ArrayD<f32>, Option<Mask>)>,
-)> {
+) -> Result<(Vec<&'a (V, Option<Mask>)>, Vec<&'a (V, Option<Mask>)>)> {
     let get = |t: &SymbolicTensor| {
         values
             .get(&t.key())
@@ -100,14 +100,18 @@ pub(crate) fn node_args<'a>(
 }
 
 /// Stores a node's outputs. The mask follows the sequence outputs (rank >= 3), not the state tensors.
-pub(crate) fn store_outputs(values: &mut Values, node_id: u64, f: crate::layers::Forward) {
+pub(crate) fn store_outputs<V: From<ArrayD<f32>>>(
+    values: &mut Values<V>,
+    node_id: u64,
+    f: crate::layers::Forward,
+) {
     for (i, out) in f.outputs.into_iter().enumerate() {
         let m = if out.ndim() >= 3 {
             f.mask.clone()
         } else {
             None
         };
-        values.insert((node_id, i), (out, m));
+        values.insert((node_id, i), (out.into(), m));
     }
 }
 
@@ -472,21 +476,18 @@ impl Model {
         let mut batch: Option<usize> = None;
         for (t, a) in self.inputs.iter().zip(arrays) {
             let want = t.sym_shape();
-            let got = a.shape();
-            let ok = want.len() == got.rank()
-                && want
-                    .iter()
-                    .zip(got.dims())
-                    .all(|(w, g)| w.is_none_or(|w| w == *g));
+            let got = a.0.shape();
+            let ok = want.len() == got.len()
+                && want.iter().zip(got).all(|(w, g)| w.is_none_or(|w| w == *g));
             if !ok {
                 return Err(Error::shape(
                     format!("Model \"{}\"", self.name),
                     format!("input \"{}\"", t.node.layer.name()),
                     fmt_sym(want),
-                    got,
+                    a.shape(),
                 ));
             }
-            let b = got.dims().first().copied();
+            let b = got.first().copied();
             if let (Some(prev), Some(b)) = (batch, b) {
                 if prev != b {
                     return Err(Error::invalid(
@@ -523,9 +524,9 @@ impl Model {
     /// Runs the nodes in order. Values (and masks) are kept per symbolic tensor until the end of the call.
     fn execute(&self, arrays: &[&Tensor], stop_at: Option<u64>) -> Result<Executed> {
         self.check_inputs(arrays)?;
-        let mut values: Values = HashMap::new();
+        let mut values: Values<CowArray<'_, f32, IxDyn>> = Values::default();
         for (t, a) in self.inputs.iter().zip(arrays) {
-            values.insert(t.key(), (a.0.clone(), None));
+            values.insert(t.key(), (a.0.view().into(), None));
         }
         for node in &self.order {
             let fed = (0..node.out_shapes.len()).all(|i| values.contains_key(&(node.id, i)));
@@ -535,8 +536,8 @@ impl Model {
             let (ins, sts) = node_args(&values, node)?;
             if stop_at == Some(node.id) {
                 return Ok(Executed::Captured(NodeInputs {
-                    inputs: ins.iter().map(|v| v.0.clone()).collect(),
-                    initial_state: sts.iter().map(|v| v.0.clone()).collect(),
+                    inputs: ins.iter().map(|v| v.0.to_owned()).collect(),
+                    initial_state: sts.iter().map(|v| v.0.to_owned()).collect(),
                     mask: ins.first().and_then(|v| v.1.clone()),
                 }));
             }
@@ -551,13 +552,20 @@ impl Model {
             )?;
             store_outputs(&mut values, node.id, f);
         }
+        // The outputs are moved out of `values` (a copy only for an output listed twice or that is a model input).
         let outs = self
             .outputs
             .iter()
-            .map(|t| {
-                values
-                    .get(&t.key())
-                    .map(|v| Tensor(v.0.clone()))
+            .enumerate()
+            .map(|(i, t)| {
+                let key = t.key();
+                let listed_again = self.outputs[i + 1..].iter().any(|o| o.key() == key);
+                let v = if listed_again {
+                    values.get(&key).map(|v| v.0.to_owned())
+                } else {
+                    values.remove(&key).map(|v| v.0.into_owned())
+                };
+                v.map(Tensor)
                     .ok_or_else(|| Error::Graph(format!("internal: output {t:?} not computed")))
             })
             .collect::<Result<Vec<_>>>()?;

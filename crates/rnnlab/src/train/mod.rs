@@ -472,7 +472,7 @@ impl Model {
     /// Runs the graph recording tapes (training mode when `tc.training`).
     fn forward_record(&self, arrays: &[&Tensor], tc: &mut TrainCtx) -> Result<Recorded> {
         self.check_inputs(arrays)?;
-        let mut values: Values = HashMap::new();
+        let mut values: Values = Values::default();
         for (t, a) in self.inputs.iter().zip(arrays) {
             values.insert(t.key(), (a.0.clone(), None));
         }
