@@ -143,7 +143,7 @@ def main():
     train = ["--train"] if args.train else []
     # Per shape: one dict of ms per round, {"rnnlab": ..., "pytorch": ..., "keras ...": ...}.
     rounds = {s: [] for s in shapes}
-    loads = []
+    busy = []  # cores other processes used just before each rnnlab run (rnnlab bench measures it)
     for _ in range(args.rounds):
         for shape in shapes:
             kind, dims = shape.split(":")
@@ -153,7 +153,8 @@ def main():
                 cmd = [args.rnnlab, "bench", "--json", path, "--threads", str(args.threads), "--shape", shape]
                 subprocess.run(cmd + train, check=True)
                 ours = json.load(open(path))
-                loads.append(ours.get("load_average_1min"))
+                others = ours.get("other_busy_cores")
+                busy.append(None if others is None else round(others, 2))
                 times = {"rnnlab": ours["results"][0]["median_ms"]}
                 if have_torch:
                     path = os.path.join(d, "torch.json")
@@ -166,7 +167,7 @@ def main():
                 times.update(keras_times(kind, b, t, f, u, args.threads))
             rounds[shape].append(times)
     what = "training step (fit / train_on_batch)" if args.train else "forward pass"
-    print(f"\nthreads {args.threads}; {args.rounds} round(s); load average at each rnnlab start {loads}; "
+    print(f"\nthreads {args.threads}; {args.rounds} round(s); cores busy with other work at each rnnlab start {busy}; "
           f"median ms per {what}")
     names = sorted({n for rs in rounds.values() for r in rs for n in r if n != "rnnlab"})
     spread = args.rounds > 1

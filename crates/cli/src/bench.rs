@@ -355,10 +355,59 @@ fn probe_scalar() -> f64 {
     (PROBE_ITERS / 4 * 12 * 2) as f64 / secs / 1e9
 }
 
-/// The 1-minute load average and the number of CPUs, when the system says (Linux: /proc/loadavg).
+/// The 1-minute load average, when the system says (Linux: /proc/loadavg).
 pub fn load_average() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace().next()?.parse().ok()
+}
+
+/// What the other processes and virtual machines used of the CPUs over a short window, in cores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OtherLoad {
+    /// Cores kept busy by other processes (user, system, interrupts, and time stolen by the hypervisor).
+    pub busy_cores: f64,
+    /// The part of `busy_cores` the hypervisor gave to other virtual machines (steal time).
+    pub steal_cores: f64,
+}
+
+/// The aggregate `cpu` line of `/proc/stat`: (busy, steal, total) clock ticks over all CPUs, and the number of
+/// CPUs (`cpuN` lines). Busy is everything but idle and iowait; guest time is already part of user time.
+fn cpu_ticks(stat: &str) -> Option<(u64, u64, u64, usize)> {
+    let mut lines = stat.lines();
+    let first = lines.next()?;
+    let mut fields = first.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let v: Vec<u64> = fields
+        .take(8)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if v.len() < 8 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    let cpus = lines
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    Some((total - v[3] - v[4], v[7], total, cpus.max(1)))
+}
+
+/// The CPU time others used while this process slept for `window`: two reads of `/proc/stat`. Unlike the
+/// 1-minute load average, which still counts a job that ended a minute ago (in `benches/compare.py`, the
+/// references timed just before), this is the load at the moment the timings start. None off Linux.
+pub fn other_load(window: std::time::Duration) -> Option<OtherLoad> {
+    let read = || cpu_ticks(&std::fs::read_to_string("/proc/stat").ok()?);
+    let (b0, s0, t0, cpus) = read()?;
+    std::thread::sleep(window);
+    let (b1, s1, t1, _) = read()?;
+    let dt = t1.checked_sub(t0).filter(|&d| d > 0)? as f64;
+    let cores = |a: u64, b: u64| b.saturating_sub(a) as f64 / dt * cpus as f64;
+    Some(OtherLoad {
+        busy_cores: cores(b0, b1),
+        steal_cores: cores(s0, s1),
+    })
 }
 
 /// The table `rnnlab bench` prints.
@@ -393,7 +442,13 @@ pub fn table(results: &[Measurement], peak: f64, threads: usize) -> String {
 }
 
 /// The JSON `rnnlab bench --json` writes (read by `benches/compare.py`).
-pub fn json(results: &[Measurement], peak: f64, isa: &str, threads: usize) -> serde_json::Value {
+pub fn json(
+    results: &[Measurement],
+    peak: f64,
+    isa: &str,
+    threads: usize,
+    others: Option<OtherLoad>,
+) -> serde_json::Value {
     serde_json::json!({
         "tool": "rnnlab",
         "version": env!("CARGO_PKG_VERSION"),
@@ -401,6 +456,8 @@ pub fn json(results: &[Measurement], peak: f64, isa: &str, threads: usize) -> se
         "fma_peak_gflops": peak,
         "fma_probe": isa,
         "load_average_1min": load_average(),
+        "other_busy_cores": others.map(|o| o.busy_cores),
+        "other_steal_cores": others.map(|o| o.steal_cores),
         "results": results.iter().map(|m| serde_json::json!({
             "kind": m.case.kind.name(),
             "batch": m.case.batch,
@@ -420,6 +477,31 @@ pub fn json(results: &[Measurement], peak: f64, isa: &str, threads: usize) -> se
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_read_the_aggregate_line_of_proc_stat() {
+        // A two-CPU /proc/stat (Linux 6.x): user nice system idle iowait irq softirq steal guest guest_nice.
+        let stat = "cpu  100 5 50 1000 20 3 2 40 7 0\n\
+                    cpu0 50 2 25 500 10 1 1 20 3 0\n\
+                    cpu1 50 3 25 500 10 2 1 20 4 0\n\
+                    intr 12345 0 0\nctxt 999\n";
+        // busy = user + nice + system + irq + softirq + steal (guest is inside user); total adds idle and iowait.
+        assert_eq!(cpu_ticks(stat), Some((200, 40, 1220, 2)));
+        for bad in ["", "intr 1 2 3", "cpu  1 2 3", "cpu  1 2 x 4 5 6 7 8"] {
+            assert_eq!(cpu_ticks(bad), None, "{bad:?}");
+        }
+        // On this machine's own file (Linux CI), when there is one: a reading, no more busy time than there is.
+        if let Some(o) = other_load(std::time::Duration::from_millis(50)) {
+            let cpus = cpu_ticks(&std::fs::read_to_string("/proc/stat").unwrap())
+                .unwrap()
+                .3;
+            assert!(
+                o.busy_cores >= 0.0 && o.busy_cores <= cpus as f64 + 1e-9,
+                "{o:?}"
+            );
+            assert!(o.steal_cores <= o.busy_cores + 1e-9, "{o:?}");
+        }
+    }
 
     #[test]
     fn shapes_parse_and_bad_ones_are_explained() {

@@ -595,12 +595,15 @@ fn bench_cmd(
     }
     rnnlab::set_num_threads(threads);
     let threads = if train { 1 } else { threads };
-    if let Some(load) = bench::load_average() {
-        if load > 0.5 {
-            eprintln!(
-                "warning: other processes load the CPU (1-minute load average {load:.2}): timings will be noisy"
-            );
-        }
+    // The load now (this process idle for 300 ms), not the 1-minute average, which still counts whatever ran
+    // just before (benches/compare.py's references): a quarter of a core busy elsewhere is worth a warning.
+    let others = bench::other_load(std::time::Duration::from_millis(300));
+    if let Some(o) = others.filter(|o| o.busy_cores > 0.25) {
+        eprintln!(
+            "warning: other processes used {:.2} core(s) over the last 0.3 s ({:.2} of it stolen by the hypervisor \
+             for other virtual machines): timings will be noisy",
+            o.busy_cores, o.steal_cores
+        );
     }
     let (peak, isa) = bench::fma_peak_gflops();
     let what = if train {
@@ -627,7 +630,7 @@ fn bench_cmd(
         }
     }
     if let Some(path) = json {
-        let value = bench::json(&results, peak, isa, threads);
+        let value = bench::json(&results, peak, isa, threads, others);
         let text = serde_json::to_string_pretty(&value).expect("a JSON value serialises");
         std::fs::write(path, text + "\n")
             .map_err(|e| bad(format!("cannot write '{}': {e}", path.display())))?;
