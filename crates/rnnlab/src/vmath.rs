@@ -740,31 +740,44 @@ mod avx2 {
     }
 }
 
-/// One row of an LSTM step with Keras' default activations (sigmoid gates, tanh cell), in one pass where the CPU
-/// has AVX-512: `z` holds the row's pre-activations `[i f g o]` (each `u = c_prev.len()` long) before the bias,
-/// which is added here; leaves the activated gates in `z` and writes `c_next = f·c_prev + i·g`,
-/// `h_next = tanh(c_next)·o`. The same operations in the same order as the separate passes (bias add, sigmoid and
-/// tanh slices, the state updates), so the same bits; one pass keeps each unit's values in registers. Returns false
-/// (doing nothing) without AVX-512: the caller runs the separate passes.
+/// Whether [`lstm_row`] has a vector kernel on this CPU (AVX-512). Without one the separate passes, which use the
+/// AVX2 slice kernels, are the faster way: callers ask once per step, then run [`lstm_row`] on every row.
+pub(crate) fn has_lstm_row() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One row of an LSTM step with Keras' default activations (sigmoid gates, tanh cell), in one pass: `z` holds the
+/// row's pre-activations `[i f g o]` (each `u = c_prev.len()` long) before the bias, which is added here; leaves
+/// the activated gates in `z` and writes `c_next = f·c_prev + i·g`, `h_next = tanh(c_next)·o`. The same operations
+/// in the same order as the separate passes (bias add, sigmoid and tanh slices, the state updates), so the same
+/// bits; one pass keeps each unit's values in registers. 16 units at a time where [`has_lstm_row`], else one at a
+/// time (same bits, slower than the separate passes: callers check [`has_lstm_row`] first).
 pub(crate) fn lstm_row(
     z: &mut [f32],
     bias: Option<&[f32]>,
     c_prev: &[f32],
     c_next: &mut [f32],
     h_next: &mut [f32],
-) -> bool {
+) {
     let u = c_prev.len();
     assert!(z.len() == 4 * u && c_next.len() == u && h_next.len() == u);
     assert!(bias.is_none_or(|b| b.len() == 4 * u));
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if has_lstm_row() {
             // SAFETY: the CPU supports AVX-512F (checked just above); the lengths are checked above.
             unsafe { avx512::lstm_row(z, bias, c_prev, c_next, h_next) };
-            return true;
+            return;
         }
     }
-    false
+    lstm_row_scalar(z, bias, c_prev, c_next, h_next, 0)
 }
 
 /// [`lstm_row`] for the units from `from` on, one value at a time.
@@ -1097,10 +1110,8 @@ mod tests {
                 want_h.iter_mut().zip(o).for_each(|(h, o)| *h *= o);
 
                 let (mut got, mut c, mut h) = (z.clone(), vec![0.0; u], vec![0.0; u]);
-                if !lstm_row(&mut got, bias, &c_prev, &mut c, &mut h) {
-                    // No AVX-512 here: the scalar code the tail uses, over every unit.
-                    lstm_row_scalar(&mut got, bias, &c_prev, &mut c, &mut h, 0);
-                }
+                // With AVX-512 the vector kernel and its scalar tail; without, the scalar code over every unit.
+                lstm_row(&mut got, bias, &c_prev, &mut c, &mut h);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(&got),

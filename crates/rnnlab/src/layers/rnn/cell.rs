@@ -743,7 +743,9 @@ impl Cell {
                 if s.pre.is_none()
                     && act == Activation::Tanh
                     && ract == Activation::Sigmoid
-                    && (0..batch).all(|b| {
+                    && crate::vmath::has_lstm_row()
+                {
+                    for b in 0..batch {
                         let rows = b * u..(b + 1) * u;
                         crate::vmath::lstm_row(
                             &mut s.gates[b * g..(b + 1) * g],
@@ -751,9 +753,8 @@ impl Cell {
                             &c_prev[rows.clone()],
                             &mut c_next[rows.clone()],
                             &mut h_next[rows],
-                        )
-                    })
-                {
+                        );
+                    }
                     return;
                 }
                 if let Some(b) = bias {
