@@ -118,6 +118,8 @@ def main():
                     help="repeat every shape's timings this many times (medians and the range of the ratios)")
     ap.add_argument("--torch-json", help=argparse.SUPPRESS)  # internal: the PyTorch child process
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.torch_json:
         # PyTorch and TensorFlow's XLA each bundle LLVM and abort when both load in one process, so PyTorch is
         # timed here, in a child process that never imports TensorFlow.
