@@ -133,6 +133,12 @@ def main():
         json.dump(out, open(args.torch_json, "w"))
         return
     shapes = args.shape or (DEFAULT_TRAIN if args.train else DEFAULT)
+    for shape in shapes:
+        kind, _, dims = shape.partition(":")
+        sizes = dims.split(",")
+        if kind not in ("lstm", "gru", "simplernn") or len(sizes) != 4 or not all(x.isdigit() and int(x) > 0 for x in sizes):
+            ap.error(f"--shape {shape!r}: expected KIND:BATCH,STEPS,FEATURES,UNITS with KIND lstm, gru or simplernn "
+                     "and positive sizes, e.g. lstm:32,100,64,128")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import importlib.util
