@@ -637,7 +637,7 @@ mod avx512 {
             for (k, v) in [(0, i), (1, f), (3, o)] {
                 _mm512_storeu_ps(zp.add(k * u + j), v);
             }
-            // c = f·c' + i·g and h = tanh(c)·o, each product rounded (as the separate passes).
+            // c = f·c' + i·g, each product rounded (as the separate passes); h = tanh(c)·o in the next pass.
             let g = _mm512_loadu_ps(zp.add(2 * u + j));
             let c = _mm512_add_ps(
                 _mm512_mul_ps(f, _mm512_loadu_ps(c_prev.as_ptr().add(j))),
@@ -861,11 +861,12 @@ pub(crate) fn has_lstm_row() -> bool {
     }
 }
 
-/// One row of an LSTM step with Keras' default activations (sigmoid gates, tanh cell), in one pass: `z` holds the
+/// One row of an LSTM step with Keras' default activations (sigmoid gates, tanh cell), in one call: `z` holds the
 /// row's pre-activations `[i f g o]` (each `u = c_prev.len()` long) before the bias, which is added here; leaves
 /// the activated gates in `z` and writes `c_next = f·c_prev + i·g`, `h_next = tanh(c_next)·o`. The same operations
 /// in the same order as the separate passes (bias add, sigmoid and tanh slices, the state updates), so the same
-/// bits; one pass keeps each unit's values in registers. 16 units at a time where [`has_lstm_row`], else one at a
+/// bits; one kernel over a row that stays in L1 saves the slices' calls and keeps the bias add and `c` in
+/// registers. 16 units at a time where [`has_lstm_row`], else one at a
 /// time (same bits, slower than the separate passes: callers check [`has_lstm_row`] first).
 pub(crate) fn lstm_row(
     z: &mut [f32],
@@ -1222,7 +1223,7 @@ mod tests {
         }
     }
 
-    /// The one-pass LSTM row gives the separate passes' bits for every way the AVX-512 kernel splits a row: pairs
+    /// The LSTM row kernel gives the separate passes' bits for every way the AVX-512 kernel splits a row: pairs
     /// of 16 units only (32), pairs and a scalar tail (37), pairs and a single 16 (48), all three (53); on values
     /// spread over the gates' range plus a NaN and infinities.
     #[test]

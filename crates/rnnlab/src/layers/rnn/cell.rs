@@ -739,7 +739,7 @@ impl Cell {
                 let (h_next, rest) = next.split_at_mut(1);
                 let (h_next, c_next) = (&mut h_next[0], &mut rest[0]);
                 let c_prev = &prev[1];
-                // Keras' default activations without a tape (which keeps the pre-activations): one pass per row.
+                // Keras' default activations without a tape (which keeps the pre-activations): one kernel per row.
                 if s.pre.is_none()
                     && act == Activation::Tanh
                     && ract == Activation::Sigmoid
