@@ -731,8 +731,8 @@ mod avx2 {
         ))
     }
 
-    /// [`super::exp_parts`], returning `2 j` (the table index of `2^(j/16)`, for [`table_minus_one`]) in place of
-    /// `2^(j/16) − 1`, which only tanh needs.
+    /// [`super::exp_parts`], returning `2 j` (the index of `2^(j/16)` in `TAB`, whose next entry is
+    /// `2^(j/16) − 1`) in place of `2^(j/16) − 1`, which only tanh needs (and gathers from there).
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn exp_parts(x: D) -> (D, D, [__m256i; N], D) {

@@ -3,7 +3,7 @@
 //!
 //! Nothing here knows about layers beyond where Keras puts their weights; building models on top of these
 //! structs is the job of the model code. Every reader takes untrusted bytes: corrupt, truncated or hostile
-//! input gives an [`Error::Format`](crate::error::Error::Format) naming the file, never a panic or a huge
+//! input gives an [`Error::Format`] naming the file, never a panic or a huge
 //! allocation.
 
 pub mod archive;

@@ -16,7 +16,7 @@ use crate::layers::WeightSpec;
 pub(crate) enum CellKind {
     /// Gates i, f, c, o; states [h, c].
     Lstm,
-    /// Gates z, r, h; state [h]. `reset_after = true` is the Keras 3 / CuDNN form with a (2, 3U) bias.
+    /// Gates z, r, h; state `[h]`. `reset_after = true` is the Keras 3 / CuDNN form with a (2, 3U) bias.
     Gru { reset_after: bool },
     /// `h = act(x K + b + h R)`.
     Simple,
@@ -571,7 +571,7 @@ impl Cell {
         }
     }
 
-    /// [`Cell::project_into`] with input dropout: rows are time-major (row `r` is sample `r % batch`); one mask
+    /// The input projection ([`Cell::project_rows`]) with input dropout: rows are time-major (row `r` is sample `r % batch`); one mask
     /// `(B, D)` for all gates, or one per gate block.
     pub(crate) fn project_masked_into(
         &self,

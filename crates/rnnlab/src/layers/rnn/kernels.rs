@@ -620,7 +620,7 @@ mod avx512 {
         }
     }
 
-    /// The product with a [`Packed`] matrix. Four rows or more: per block of terms, per half panel (32 columns:
+    /// The product with a [`Packed`](super::Packed) matrix. Four rows or more: per block of terms, per half panel (32 columns:
     /// 128 bytes of `m` per term for 24 multiply-adds), the rows split evenly into blocks of at most
     /// [`BLOCK_ROWS`]. Whole 64-column panels with 4-row blocks read 256 bytes per term for 16 multiply-adds and
     /// held a large LSTM to 55% of the FMA peak on an Intel Xeon (Emerald Rapids); this order reached 95-98% on
@@ -680,7 +680,7 @@ mod avx512 {
         }
     }
 
-    /// One block of terms `js` of a product with a [`Packed`] matrix, for all its columns: per half panel (32
+    /// One block of terms `js` of a product with a [`Packed`](super::Packed) matrix, for all its columns: per half panel (32
     /// columns), `rows` rows in even blocks of 4 to [`BLOCK_ROWS`] rows (64 rows: 10 or 11 each, so none is left
     /// with few accumulators). Block `(r0, n)` reads `a` at `ap + offset` with stride `lda`, where `(offset, lda)
     /// = at(r0, n)` (`TERMS`: `a` term-major, see [`strip`]); the panels are read from row `first` + `js.start`
@@ -842,7 +842,7 @@ mod avx512 {
 /// AVX2 register blocks over a [`Packed`] matrix, written with intrinsics. The portable kernel's 64-float
 /// accumulator arrays need 32 of AVX2's 16 registers, and its closure-based schedule lost the FMA target feature
 /// (each fused multiply-add became a library call): 1.5% of the FMA peak. Here a register block is a strip of
-/// 6 rows × 16 columns, with its own schedule (see [`avx2::BLOCK_ROWS`]).
+/// 6 rows × 16 columns, with its own schedule (see `avx2::BLOCK_ROWS`).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Panels, COLS, HALF};
@@ -852,7 +852,7 @@ mod avx2 {
     const L: usize = 8;
 
     /// Column `c` of a matrix whose columns come in groups of [`HALF`], group `g` starting `g * hs` floats after
-    /// `mp` (a [`Packed`] matrix: `hs = k * HALF`; an unpacked one: `hs = HALF`, plain columns).
+    /// `mp` (a [`Packed`](super::Packed) matrix: `hs = k * HALF`; an unpacked one: `hs = HALF`, plain columns).
     #[inline(always)]
     unsafe fn col(mp: *const f32, c: usize, hs: usize) -> *const f32 {
         // SAFETY: the callers' pointers cover the columns asked for, see `strip`.
@@ -1052,7 +1052,7 @@ mod avx2 {
         }
     }
 
-    /// The product with a [`Packed`] matrix, per block of terms and panel (`rev`: from the last panel).
+    /// The product with a [`Packed`](super::Packed) matrix, per block of terms and panel (`rev`: from the last panel).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
         a: &[f32],
