@@ -11,10 +11,9 @@ Not part of the Rust tests (it needs TensorFlow/Keras, and optionally PyTorch):
 
 Shape by shape it runs `rnnlab bench --json`, then PyTorch, then Keras on that shape with the same thread count, and
 prints ms per forward pass (the median call, then the fastest) and rnnlab's speed-up against each (>1 means rnnlab
-is faster). On a shared host
-the speed of a core drifts by 10% or more over minutes, so the timings being compared are taken back to back;
-`--rounds N` repeats the whole sequence N times and reports the median of the N timings of each and the range of
-the N per-round ratios. rnnlab's predict splits the batch over --threads threads (rnnlab::set_num_threads); its
+is faster). On a shared host the speed of a core drifts by 10% or more over minutes, so the timings being compared
+are taken back to back; `--rounds N` repeats the whole sequence N times and reports the median of the N timings of
+each and the range of the N per-round ratios. rnnlab's predict splits the batch over --threads threads (rnnlab::set_num_threads); its
 training steps use one thread.
 """
 import argparse, functools, json, os, statistics, subprocess, sys, tempfile, time
