@@ -13,8 +13,8 @@ Shape by shape it runs `rnnlab bench --json`, then PyTorch, then Keras on that s
 prints ms per forward pass (the median call, then the fastest) and rnnlab's speed-up against each (>1 means rnnlab
 is faster). On a shared host the speed of a core drifts by 10% or more over minutes, so the timings being compared
 are taken back to back; `--rounds N` repeats the whole sequence N times and reports the median of the N timings of
-each and the range of the N per-round ratios. rnnlab's predict splits the batch over --threads threads (rnnlab::set_num_threads); its
-training steps use one thread.
+each and the range of the N per-round ratios. rnnlab's predict splits the batch over --threads threads
+(rnnlab::set_num_threads); its training steps use one thread.
 """
 import argparse, functools, json, os, statistics, subprocess, sys, tempfile, time
 
