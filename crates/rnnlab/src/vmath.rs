@@ -232,8 +232,9 @@ mod avx512 {
         -1.7021804410433106e-08,
     ];
 
-    /// `exp` of 16 floats in float32 arithmetic, a third faster than the double-precision [`exp8`] pair, for the
-    /// lanes where it can prove its rounding: returns the results and a mask of the lanes it cannot vouch for
+    /// `exp` of `N` registers of 16 floats in float32 arithmetic, a third faster than the double-precision
+    /// [`exp8`] pair, for the lanes where it can prove its rounding: returns the results and masks of the lanes it
+    /// cannot vouch for
     /// (|x| > 87, NaN, and about one value in a thousand lying too near a rounding midpoint), which the caller
     /// recomputes with [`exp8`]. The rest are the correctly rounded results (the same bits as [`super::exp32`]).
     ///
@@ -246,15 +247,9 @@ mod avx512 {
     /// (within 2⁻³⁴·⁸ of `R0 + tail`: the float32 roundings of the small terms) may lie on the other side of a
     /// rounding midpoint: a lane is unsure when `R0 + tail` plus and minus a margin round apart. Scaling by 2^m
     /// (m = n >> 5) adds to the exponent bits: results stay normal for |x| ≤ 87.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn exp16(x: __m512) -> (__m512, __mmask16) {
-        let (e, unsure) = exp16n([x]);
-        (e[0], unsure[0])
-    }
-
-    /// [`exp16`] on `N` registers in lockstep: each operation on every register before the next, so that their
-    /// dependency chains (about 60 cycles each) overlap in the core's window.
+    ///
+    /// The registers go in lockstep: each operation on every register before the next, so that their dependency
+    /// chains (about 60 cycles each) overlap in the core's window.
     #[inline(always)]
     unsafe fn exp16n<const N: usize>(x: [__m512; N]) -> ([__m512; N], [__mmask16; N]) {
         let ln2_32 = std::f64::consts::LN_2 / 32.0;
@@ -369,11 +364,11 @@ mod avx512 {
         (_mm512_mul_pd(n, set(1.0 / 16.0)), tj, tm1, em1)
     }
 
-    /// [`exp16`] on 16 floats in memory, for the tests: writes the results, returns the unsure lanes.
+    /// [`exp16n`] on 16 floats in memory, for the tests: writes the results, returns the unsure lanes.
     #[cfg(test)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp16_lanes(x: &[f32], out: &mut [f32; 16]) -> u16 {
-        let (e, unsure) = exp16(_mm512_loadu_ps(x[..16].as_ptr()));
+        let ([e], [unsure]) = exp16n([_mm512_loadu_ps(x[..16].as_ptr())]);
         _mm512_storeu_ps(out.as_mut_ptr(), e);
         unsure
     }
@@ -514,26 +509,29 @@ mod avx512 {
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
     }
 
-    /// `exp(clamp(x, -150, hi))` of 16 floats: [`exp16`], and where it is unsure [`exp8`] on both halves (which
-    /// needs x ≥ -150; the scalar code clamps there too: exp's float32 result is 0 from -104 down). NaN lanes
-    /// come out as numbers (the clamps): callers put them back with [`keep_nan`].
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn exp16_clamped(x: __m512, hi: f32) -> __m512 {
-        let xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(hi)), _mm512_set1_ps(-150.0));
-        let (e, unsure) = exp16(xc);
-        if unsure == 0 {
-            e
+    /// `exp(clamp(x, -150, hi))` of `N` registers of 16 floats in lockstep: [`exp16n`], and for a register where
+    /// it is unsure [`exp8`] on both halves (which needs x ≥ -150; the scalar code clamps there too: exp's float32
+    /// result is 0 from -104 down). NaN lanes come out as numbers (the clamps): callers put them back with
+    /// [`keep_nan`].
+    #[inline(always)]
+    unsafe fn exp16_clamped<const N: usize>(x: [__m512; N], hi: f32) -> [__m512; N] {
+        let xc: [__m512; N] = each!(N, |i| _mm512_max_ps(
+            _mm512_min_ps(x[i], _mm512_set1_ps(hi)),
+            _mm512_set1_ps(-150.0)
+        ));
+        let (e, unsure) = exp16n(xc);
+        each!(N, |i| if unsure[i] == 0 {
+            e[i]
         } else {
-            halves(xc, exp8)
-        }
+            halves(xc[i], exp8)
+        })
     }
 
     /// `exp` of 16 floats, as [`super::exp32`] (which clamps at ±150: float32 to double is exact).
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn exp16_full(x: __m512) -> __m512 {
-        keep_nan(x, exp16_clamped(x, 150.0))
+        keep_nan(x, exp16_clamped([x], 150.0)[0])
     }
 
     /// `tanh` of 16 floats, as [`super::tanh32`].
@@ -554,16 +552,7 @@ mod avx512 {
     /// as the scalar [`super::sigmoid32`].
     #[inline(always)]
     unsafe fn sigmoid16n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
-        let xc: [__m512; N] = each!(N, |i| _mm512_max_ps(
-            _mm512_min_ps(x[i], _mm512_set1_ps(16.635_532)),
-            _mm512_set1_ps(-150.0)
-        ));
-        let (e, unsure) = exp16n(xc);
-        let e: [__m512; N] = each!(N, |i| if unsure[i] == 0 {
-            e[i]
-        } else {
-            halves(xc[i], exp8)
-        });
+        let e = exp16_clamped(x, 16.635_532);
         each!(N, |i| keep_nan(
             x[i],
             _mm512_div_ps(e[i], _mm512_add_ps(_mm512_set1_ps(1.0), e[i]))

@@ -571,8 +571,8 @@ impl Cell {
         }
     }
 
-    /// The input projection ([`Cell::project_rows`]) with input dropout: rows are time-major (row `r` is sample `r % batch`); one mask
-    /// `(B, D)` for all gates, or one per gate block.
+    /// The input projection ([`Cell::project_rows`]) with input dropout: rows are time-major (row `r` is sample
+    /// `r % batch`); one mask `(B, D)` for all gates, or one per gate block.
     pub(crate) fn project_masked_into(
         &self,
         x: ArrayView2<'_, f32>,
