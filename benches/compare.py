@@ -7,14 +7,16 @@ Not part of the Rust tests (it needs TensorFlow/Keras, and optionally PyTorch):
     pip install tensorflow-cpu keras            # the references
     pip install torch --index-url https://download.pytorch.org/whl/cpu   # optional
     cargo build --release -p rnnlab-cli
-    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--train] [--rounds 3] [--shape lstm:32,100,64,128 ...]
+    python3 benches/compare.py [--rnnlab target/release/rnnlab] [--threads 1] [--train] [--rounds 3] [--state] [--shape lstm:32,100,64,128 ...]
 
 Shape by shape it runs `rnnlab bench --json`, then PyTorch, then Keras on that shape with the same thread count, and
 prints ms per forward pass (the median call, then the fastest) and rnnlab's speed-up against each (>1 means rnnlab
 is faster). On a shared host the speed of a core drifts by 10% or more over minutes, so the timings being compared
 are taken back to back; `--rounds N` repeats the whole sequence N times and reports the median of the N timings of
 each and the range of the N per-round ratios. rnnlab's predict splits the batch over --threads threads
-(rnnlab::set_num_threads); its training steps use one thread.
+(rnnlab::set_num_threads); its training steps use one thread. With --state every forward pass gets a random initial
+state, as a loop feeding a layer step by step does (all three frameworks): from the default zero state rnnlab skips
+the first step's recurrent product, which is zero, and the others compute it.
 """
 import argparse, functools, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -35,23 +37,36 @@ def timing(fn, min_runs=5, budget=1.0, per=1):
     return {"median": statistics.median(times), "min": min(times)}
 
 
+def n_states(kind, state):
+    """How many initial state arrays a forward pass gets: none (the zero state), 2 for LSTM (h, c), else 1."""
+    return 0 if not state else 2 if kind == "lstm" else 1
+
+
 @functools.cache
-def keras_model(kind, b, t, f, u):
-    """The model, its input and its compiled functions, built once per shape (rounds reuse them)."""
+def keras_model(kind, b, t, f, u, state=False):
+    """The model, its inputs and its compiled functions, built once per shape (rounds reuse them)."""
     import numpy as np
     import tensorflow as tf
     import keras
     layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simplernn": keras.layers.SimpleRNN}[kind]
+    rng = np.random.default_rng(2)
     inp = keras.Input((t, f))
-    model = keras.Model(inp, layer(u)(inp))
-    x = np.random.default_rng(2).uniform(-1, 1, (b, t, f)).astype("float32")
+    states = [keras.Input((u,)) for _ in range(n_states(kind, state))]
+    if states:
+        model = keras.Model([inp, *states], layer(u)(inp, initial_state=states))
+    else:
+        model = keras.Model(inp, layer(u)(inp))
+    x = [rng.uniform(-1, 1, (b, t, f)).astype("float32")]
+    x += [rng.uniform(-1, 1, (b, u)).astype("float32") for _ in states]
     fn = tf.function(lambda v: model(v, training=False))
     xla = tf.function(lambda v: model(v, training=False), jit_compile=True)
-    return model, x, tf.constant(x), fn, xla
+    x = x if states else x[0]
+    xt = [tf.constant(v) for v in x] if states else tf.constant(x)
+    return model, x, xt, fn, xla
 
 
-def keras_times(kind, b, t, f, u, threads):
-    model, x, xt, fn, xla = keras_model(kind, b, t, f, u)
+def keras_times(kind, b, t, f, u, threads, state=False):
+    model, x, xt, fn, xla = keras_model(kind, b, t, f, u, state)
     out = {"keras predict": timing(lambda: model.predict(x, verbose=0, batch_size=b))}
     out["keras tf.function"] = timing(lambda: fn(xt).numpy())
     try:
@@ -98,7 +113,7 @@ def torch_train_times(kind, b, t, f, u):
     return {"pytorch": timing(step)}
 
 
-def torch_times(kind, b, t, f, u):
+def torch_times(kind, b, t, f, u, state=False):
     try:
         import torch
     except ImportError:
@@ -106,8 +121,11 @@ def torch_times(kind, b, t, f, u):
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simplernn": torch.nn.RNN}[kind]
     m = cls(f, u, batch_first=True).eval()
     x = torch.rand(b, t, f) * 2 - 1
+    # States are (layers, batch, units); an LSTM takes the pair (h, c).
+    states = [torch.rand(1, b, u) * 2 - 1 for _ in range(n_states(kind, state))]
+    hx = None if not states else tuple(states) if kind == "lstm" else states[0]
     with torch.no_grad():
-        return {"pytorch": timing(lambda: m(x))}
+        return {"pytorch": timing(lambda: m(x, hx))}
 
 
 def main():
@@ -116,12 +134,16 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shape", action="append")
     ap.add_argument("--train", action="store_true", help="time training steps instead of forward passes")
+    ap.add_argument("--state", action="store_true",
+                    help="give every forward pass a random initial state instead of the zero state")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat every shape's timings this many times (medians and the range of the ratios)")
     ap.add_argument("--torch-json", help=argparse.SUPPRESS)  # internal: the PyTorch child process
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.state and args.train:
+        ap.error("--state times forward passes only (the training steps start from the zero state)")
     if args.torch_json:
         # PyTorch and TensorFlow's XLA each bundle LLVM and abort when both load in one process, so PyTorch is
         # timed here, in a child process that never imports TensorFlow.
@@ -131,7 +153,7 @@ def main():
         for s in args.shape:
             kind, dims = s.split(":")
             b, t, f, u = map(int, dims.split(","))
-            out[s] = (torch_train_times if args.train else torch_times)(kind, b, t, f, u)
+            out[s] = torch_train_times(kind, b, t, f, u) if args.train else torch_times(kind, b, t, f, u, args.state)
         json.dump(out, open(args.torch_json, "w"))
         return
     shapes = args.shape or (DEFAULT_TRAIN if args.train else DEFAULT)
@@ -150,7 +172,7 @@ def main():
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    train = ["--train"] if args.train else []
+    flags = (["--train"] if args.train else []) + (["--state"] if args.state else [])  # for both children
     # Per shape: one dict of ms per round, {"rnnlab": ..., "pytorch": ..., "keras ...": ...}.
     rounds = {s: [] for s in shapes}
     busy = []  # cores other processes used just before each rnnlab run (rnnlab bench measures it)
@@ -161,7 +183,7 @@ def main():
             with tempfile.TemporaryDirectory() as d:
                 path = os.path.join(d, "rnnlab.json")
                 cmd = [args.rnnlab, "bench", "--json", path, "--threads", str(args.threads), "--shape", shape]
-                subprocess.run(cmd + train, check=True)
+                subprocess.run(cmd + flags, check=True)
                 ours = json.load(open(path))
                 others = ours.get("other_busy_cores")
                 busy.append(None if others is None else round(others, 2))
@@ -170,15 +192,16 @@ def main():
                 if have_torch:
                     path = os.path.join(d, "torch.json")
                     cmd = [sys.executable, __file__, "--torch-json", path, "--threads", str(args.threads), "--shape", shape]
-                    subprocess.run(cmd + train, check=True)
+                    subprocess.run(cmd + flags, check=True)
                     times.update(json.load(open(path)).get(shape, {}))
             if args.train:
                 times.update(keras_train_times(kind, b, t, f, u))
             else:
-                times.update(keras_times(kind, b, t, f, u, args.threads))
+                times.update(keras_times(kind, b, t, f, u, args.threads, args.state))
             rounds[shape].append(times)
     what = "training step (fit / train_on_batch)" if args.train else "forward pass"
-    print(f"\nthreads {args.threads}; {args.rounds} round(s); cores busy with other work at each rnnlab start {busy}")
+    start = "given random initial state" if args.state else "zero initial state"
+    print(f"\nthreads {args.threads}; {start}; {args.rounds} round(s); cores busy with other work at each rnnlab start {busy}")
     names = sorted({n for rs in rounds.values() for r in rs for n in r if n != "rnnlab"})
     spread = args.rounds > 1
     # The median call is what a user waits for on this host; the fastest call is each framework's own speed with

@@ -308,6 +308,48 @@ fn bench_prints_a_table_and_writes_json() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["threads"], 2);
+
+    // --state: every call gets a random initial state (the model's extra inputs), labelled and in the JSON.
+    let out = rnnlab()
+        .args([
+            "bench",
+            "--state",
+            "--shape",
+            "lstm:1,1,8,4",
+            "--shape",
+            "gru:2,3,4,5",
+        ])
+        .args([
+            "--shape",
+            "simplernn:1,2,2,2",
+            "--min-runs",
+            "1",
+            "--seconds",
+            "0",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for label in [
+        "lstm 1,1,8,4 +state",
+        "gru 2,3,4,5 +state",
+        "simplernn 1,2,2,2 +state",
+    ] {
+        assert!(stdout.contains(label), "{label} missing:\n{stdout}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r["given_state"] == true), "{v}");
+
     let bad0 = rnnlab().args(["bench", "--threads", "0"]).output().unwrap();
     assert_eq!(bad0.status.code(), Some(2));
 

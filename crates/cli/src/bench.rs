@@ -52,6 +52,9 @@ pub struct Case {
     pub features: usize,
     /// Units of the layer.
     pub units: usize,
+    /// Each call passes a random initial state (`rnnlab bench --state`), as a step-by-step loop or a decoder does,
+    /// instead of starting from Keras' zero state, whose first step rnnlab skips `h R` for.
+    pub given_state: bool,
 }
 
 /// The benchmarked layer types.
@@ -125,29 +128,37 @@ impl std::str::FromStr for Case {
             steps,
             features,
             units,
+            given_state: false,
         })
     }
 }
 
 impl Case {
-    /// `lstm 32,100,64,128`.
+    /// `lstm 32,100,64,128`, with ` +state` when the calls give an initial state.
     pub fn label(&self) -> String {
         format!(
-            "{} {},{},{},{}",
+            "{} {},{},{},{}{}",
             self.kind.name(),
             self.batch,
             self.steps,
             self.features,
-            self.units
+            self.units,
+            if self.given_state { " +state" } else { "" }
         )
     }
 
-    /// Floating-point operations of one forward pass, counting the two products per step (input and recurrent
-    /// kernels, a multiply and an add each); the element-wise gate math is small beside them at these sizes.
+    /// Floating-point operations of one forward pass: the products it computes (input and recurrent kernels, a
+    /// multiply and an add per term), `x K` at every step and `h R` at every step with a state that is not all
+    /// zeros, i.e. from the second step unless the case gives a state (from zeros `h R` is zero and skipped,
+    /// so counting it would inflate GFLOP/s). The element-wise gate math is small beside them at these sizes.
     pub fn flops(&self) -> f64 {
+        let rec_steps = if self.given_state {
+            self.steps
+        } else {
+            self.steps - 1
+        };
         2.0 * (self.batch
-            * self.steps
-            * (self.features + self.units)
+            * (self.steps * self.features + rec_steps * self.units)
             * self.kind.gates()
             * self.units) as f64
     }
@@ -188,17 +199,26 @@ pub fn measure(
     budget_s: f64,
 ) -> Result<Measurement, rnnlab::Error> {
     set_random_seed(1);
-    let inputs = Input::new((case.steps, case.features));
+    let x_in = Input::new((case.steps, case.features));
+    // With a given state the model's inputs are x, then h (and c for LSTM), each (batch, units).
+    let n_states = match (case.given_state, case.kind) {
+        (false, _) => 0,
+        (true, Kind::Lstm) => 2,
+        (true, _) => 1,
+    };
+    let state_in: Vec<_> = (0..n_states).map(|_| Input::new((case.units,))).collect();
+    let mut inputs = vec![&x_in];
+    inputs.extend(&state_in);
     let layer: Layer = match case.kind {
         Kind::Lstm => LSTM::new(case.units).into(),
         Kind::Gru => GRU::new(case.units).into(),
         Kind::SimpleRnn => rnnlab::SimpleRNN::new(case.units).into(),
     };
-    let h = layer.call(&inputs)?;
+    let h = layer.call_with_state(&x_in, &inputs[1..])?;
     let model = match mode {
-        Mode::Predict => Model::new(&inputs, &h)?,
+        Mode::Predict => Model::new(&inputs[..], &h)?,
         Mode::Train => {
-            let m = Model::new(&inputs, &Dense::new(1).call(&h)?)?;
+            let m = Model::new(&inputs[..], &Dense::new(1).call(&h)?)?;
             m.compile(Optimizer::adam(0.001), Loss::mse())?;
             m
         }
@@ -211,7 +231,7 @@ pub fn measure(
         }
         .sample(&[case.batch, 1])?,
     );
-    let run = |x: &Tensor| -> Result<(), rnnlab::Error> {
+    let run = |x: &[Tensor]| -> Result<(), rnnlab::Error> {
         match mode {
             Mode::Predict => {
                 std::hint::black_box(model.predict(x)?);
@@ -222,14 +242,18 @@ pub fn measure(
         }
         Ok(())
     };
-    let x = Tensor::from(
-        Initializer::RandomUniform {
+    let uniform = |seed: u64, shape: &[usize]| -> Result<Tensor, rnnlab::Error> {
+        let init = Initializer::RandomUniform {
             minval: -1.0,
             maxval: 1.0,
-            seed: Some(2),
-        }
-        .sample(&[case.batch, case.steps, case.features])?,
-    );
+            seed: Some(seed),
+        };
+        Ok(Tensor::from(init.sample(shape)?))
+    };
+    let mut x = vec![uniform(2, &[case.batch, case.steps, case.features])?];
+    for i in 0..n_states {
+        x.push(uniform(4 + i as u64, &[case.batch, case.units])?);
+    }
     // Warm-up: first-touch page faults and caches.
     for _ in 0..2 {
         run(&x)?;
@@ -413,7 +437,7 @@ pub fn other_load(window: std::time::Duration) -> Option<OtherLoad> {
 /// The table `rnnlab bench` prints.
 pub fn table(results: &[Measurement], peak: f64, threads: usize) -> String {
     let mut out = format!(
-        "{:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7}\n",
+        "{:<28} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7}\n",
         "shape (b,t,f,u)",
         "mode",
         "median ms",
@@ -426,7 +450,7 @@ pub fn table(results: &[Measurement], peak: f64, threads: usize) -> String {
     );
     for m in results {
         out.push_str(&format!(
-            "{:<24} {:>8} {:>10.4} {:>10.4} {:>10.4} {:>10.1} {:>9.2} {:>7.1}% {:>7}\n",
+            "{:<28} {:>8} {:>10.4} {:>10.4} {:>10.4} {:>10.1} {:>9.2} {:>7.1}% {:>7}\n",
             m.case.label(),
             m.mode.name(),
             m.median_ms,
@@ -464,6 +488,7 @@ pub fn json(
             "steps": m.case.steps,
             "features": m.case.features,
             "units": m.case.units,
+            "given_state": m.case.given_state,
             "mode": m.mode.name(),
             "median_ms": m.median_ms,
             "min_ms": m.min_ms,
@@ -510,8 +535,20 @@ mod tests {
             (c.kind, c.batch, c.steps, c.features, c.units),
             (Kind::Gru, 32, 100, 64, 128)
         );
-        // 2 * b * t * (f + u) * 3u
-        assert_eq!(c.flops(), 2.0 * 32.0 * 100.0 * 192.0 * 384.0);
+        assert!(!c.given_state);
+        // 2 * b * (t * f + (t - 1) * u) * 3u: from the zero state the first step has no `h R`.
+        assert_eq!(
+            c.flops(),
+            2.0 * 32.0 * (100.0 * 64.0 + 99.0 * 128.0) * 384.0
+        );
+        // With a given state, 2 * b * t * (f + u) * 3u.
+        let s = Case {
+            given_state: true,
+            ..c
+        };
+        assert_eq!(s.flops(), 2.0 * 32.0 * 100.0 * 192.0 * 384.0);
+        assert_eq!(c.label(), "gru 32,100,64,128");
+        assert_eq!(s.label(), "gru 32,100,64,128 +state");
         for bad in [
             "lstm",
             "conv:1,2,3,4",

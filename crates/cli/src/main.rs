@@ -113,6 +113,10 @@ enum Command {
         /// bit-identical to one thread). Training steps run on one thread.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Give every call a random initial state (h, and c for LSTM), as a loop that feeds a layer step by step
+        /// does: its first step then computes `h R`, which a call from Keras' zero state skips (it is zero).
+        #[arg(long)]
+        state: bool,
     },
     /// An interactive Rust session with rnnlab's prelude imported (history, completion, :help).
     Repl {
@@ -565,6 +569,7 @@ fn bench_cmd(
     json: Option<&Path>,
     train: bool,
     threads: usize,
+    state: bool,
 ) -> Result<(), Failure> {
     if threads == 0 {
         return Err(bad("--threads must be at least 1".into()));
@@ -586,7 +591,14 @@ fn bench_cmd(
     };
     let cases: Vec<bench::Case> = specs
         .iter()
-        .map(|s| s.parse().map_err(bad))
+        .map(|s| {
+            s.parse()
+                .map(|c| bench::Case {
+                    given_state: state,
+                    ..c
+                })
+                .map_err(bad)
+        })
         .collect::<Result<_, _>>()?;
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err(bad(format!(
@@ -717,6 +729,7 @@ fn main() -> ExitCode {
             json,
             train,
             threads,
+            state,
         } => bench_cmd(
             shapes,
             *min_runs,
@@ -724,6 +737,7 @@ fn main() -> ExitCode {
             json.as_deref(),
             *train,
             *threads,
+            *state,
         ),
         Command::Repl {
             no_readline,

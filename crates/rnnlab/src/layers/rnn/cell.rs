@@ -87,6 +87,9 @@ pub(crate) struct PackedWeights {
     pub rec: Option<Packed>,
     /// GRU `reset_after = false`: the h columns of the recurrent kernel.
     pub rec_h: Option<Packed>,
+    /// Whether every value of the recurrent kernel is finite, so that a zero state's `h R` is zero (`0 · inf` is
+    /// NaN, which skipping the product would lose): see [`Scratch::zero_h`].
+    pub rec_finite: bool,
     /// Which way the last step ran its products (see [`Cell::step`]); the next call starts the other way and its
     /// steps alternate from there. Kept with the weights, not per call, so that one-step calls (a stateful layer
     /// fed a step at a time) alternate too.
@@ -141,6 +144,12 @@ pub(crate) struct Scratch {
     /// The helper thread that takes half of the columns of each packed product, held for the whole call (batch 1
     /// with two threads or more: see `RnnModule::run`).
     pub helper: Option<std::sync::MutexGuard<'static, Helper>>,
+    /// The step's state `h` is all zeros (a call's first step from Keras' default zero state) and the recurrent
+    /// kernel is finite ([`PackedWeights::rec_finite`]): every product with `h` is then a sum of zeros and is
+    /// skipped. Same bits: the products add their chains to sums that are never -0 (they start at +0 and add a
+    /// chain, or a chain then the bias), and `v + ±0` is `v` for any `v` but -0. A one-step call at batch 1 then
+    /// reads half the weights (LSTM(256): 1 MB instead of 2, which does not fit beside them in a 1 MB L2).
+    pub zero_h: bool,
 }
 
 /// Multiply-adds per step of `h R` from which batch 1 splits its products with the helper thread.
@@ -438,6 +447,7 @@ impl Cell {
                 kernel: pack(k, d, g),
                 rec: pack(rk, u, if v1 { 2 * u } else { g }),
                 rec_h: if v1 { pack(&rk[2 * u..], u, u) } else { None },
+                rec_finite: rk.iter().all(|v| v.is_finite()),
                 flip: Flip::default(),
             }
         })
@@ -522,6 +532,7 @@ impl Cell {
         let pk = pw.rec.as_ref().expect("projects_into_gates checked");
         let gates = &mut s.gates[..batch * g];
         let zig = rev && self.zigzags();
+        let with_h = !s.zero_h;
         match (s.helper.as_deref_mut(), &pw.kernel) {
             // Batch 1 with the helper: each thread both products on its half of the columns.
             (Some(helper), Some(pk_x)) if batch == 1 => {
@@ -529,25 +540,33 @@ impl Cell {
                     let c0 = part.start * COLS;
                     out.fill(0.0);
                     if zig {
-                        gemm_acc_packed_part::<true>(h, u, pk, part.clone(), out, g, 1, true);
+                        if with_h {
+                            gemm_acc_packed_part::<true>(h, u, pk, part.clone(), out, g, 1, true);
+                        }
                         gemm_acc_packed_part::<true>(x, lda, pk_x, part, out, g, 1, true);
                     } else {
                         gemm_acc_packed_part::<true>(x, lda, pk_x, part.clone(), out, g, 1, false);
                         self.add_input_bias_at(out, c0);
-                        gemm_acc_packed_part::<true>(h, u, pk, part, out, g, 1, rev);
+                        if with_h {
+                            gemm_acc_packed_part::<true>(h, u, pk, part, out, g, 1, rev);
+                        }
                     }
                 })
             }
             // (A small unpacked `x K` with the helper: only `h R` is split.)
             (helper, _) if zig => {
                 gates.fill(0.0);
-                rec_product(h, Some(pk), &[], gates, batch, u, g, g, true, helper);
+                if with_h {
+                    rec_product(h, Some(pk), &[], gates, batch, u, g, g, true, helper);
+                }
                 self.project_acc(x, lda, batch, gates, true);
             }
             (helper, _) => {
                 // Any other cell keeps `(xK + b) + hR` (the order of its additions); only `hR`'s columns turn.
                 self.project_rows(x, lda, batch, gates);
-                rec_product(h, Some(pk), &[], gates, batch, u, g, g, rev, helper);
+                if with_h {
+                    rec_product(h, Some(pk), &[], gates, batch, u, g, g, rev, helper);
+                }
             }
         }
     }
@@ -621,6 +640,7 @@ impl Cell {
             pre: None,
             hm: Vec::new(),
             helper: None,
+            zero_h: false,
         }
     }
 
@@ -678,6 +698,7 @@ impl Cell {
         };
         s.rec.fill(0.0);
         match rec_masks {
+            _ if s.zero_h => {}
             Some(ms) => masked_rec(h, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..g / u),
             None => rec_product(
                 h,
@@ -801,6 +822,7 @@ impl Cell {
                 s.rec.fill(0.0);
                 if reset_after {
                     match rec_masks {
+                        _ if s.zero_h => {}
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..3)
                         }
@@ -819,6 +841,7 @@ impl Cell {
                 } else {
                     // Only the z and r columns of R; rows of `rec` are G apart.
                     match rec_masks {
+                        _ if s.zero_h => {}
                         Some(ms) => {
                             masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..2)
                         }
@@ -874,6 +897,11 @@ impl Cell {
                     for b in 0..batch {
                         s.rec[b * g + 2 * u..(b + 1) * g].fill(0.0);
                     }
+                }
+                // `r * h` is zero with `h` unless r is NaN (a kernel with an infinity can make x K NaN in the r
+                // columns alone), and then Keras' product is NaN: skipped only when every `r * h` is zero.
+                let aux_zero = s.zero_h && s.aux[..batch * u].iter().all(|&v| v == 0.0);
+                if !reset_after && !aux_zero {
                     let packed_h = self.packed().rec_h.as_ref();
                     rec_product(
                         &s.aux,

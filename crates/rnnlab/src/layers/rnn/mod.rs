@@ -321,7 +321,12 @@ impl RnnModule {
             tr.gates = Vec::with_capacity(t);
         }
 
+        // Keras' default zero state (or a given or kept one that is all zeros): the first step skips `h R`.
+        let zero_start = self.cell.packed().rec_finite && prev[0].iter().all(|&v| v == 0.0);
         for k in 0..t {
+            scratch.zero_h = k == 0 && zero_start;
+            #[cfg(test)]
+            ZERO_H_STEPS.with(|n| n.set(n.get() + scratch.zero_h as u64));
             let ti = if self.opts.go_backwards { t - 1 - k } else { k };
             let xp = match &xp_masked {
                 Some(xp) => {
@@ -826,6 +831,177 @@ impl SimpleRNN {
 rnn_setters!(SimpleRNN);
 
 #[cfg(test)]
+thread_local! {
+    /// Steps run on this thread that skipped `h R` for a zero state (tests check that the skip happened).
+    static ZERO_H_STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+mod zero_state_tests {
+    //! A call's first step from a zero state skips `h R` (`Scratch::zero_h`). Its oracle: the same layer with the
+    //! recurrent kernel set to zeros and a random state `h`, whose step computes `h R` (a sum of zeros) and must
+    //! give the same bits: `h` enters an LSTM or SimpleRNN step only through `h R`, and a GRU's gates only
+    //! through it too (its new state also through `z h`, so only its gates are compared).
+    use super::ZERO_H_STEPS;
+    use crate::layers::{Layer, SimpleRNN, GRU, LSTM};
+    use crate::Tensor;
+
+    use crate::test_values::values;
+
+    /// Makes a fresh layer.
+    type MakeLayer = fn() -> Layer;
+
+    fn kinds() -> [(&'static str, MakeLayer); 8] {
+        [
+            // Packed `h R` added into the gates (the products' two orders alternate from call to call).
+            ("LSTM(128)", || LSTM::new(128).into()),
+            // Not packed: the strided product and a separate `h R` buffer.
+            ("LSTM(5)", || LSTM::new(5).into()),
+            // More than one block of terms per product: not projected into the gates.
+            ("LSTM(300)", || LSTM::new(300).into()),
+            ("GRU(64)", || GRU::new(64).into()),
+            ("GRU(64) reset_after=false", || {
+                GRU::new(64).reset_after(false).into()
+            }),
+            ("GRU(3)", || GRU::new(3).into()),
+            ("SimpleRNN(128)", || SimpleRNN::new(128).into()),
+            ("SimpleRNN(4)", || SimpleRNN::new(4).into()),
+        ]
+    }
+
+    /// Built on `x`, then given reproducible weights with nonzero biases; the recurrent kernel zeros if asked.
+    fn with_weights(make: MakeLayer, x: &Tensor, zero_recurrent: bool) -> Layer {
+        let layer = make();
+        layer.apply(x).unwrap();
+        let weights: Vec<Tensor> = layer
+            .weight_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n = s.dims().iter().product();
+                // Keras order: kernel, recurrent_kernel, bias.
+                let v = if i == 1 && zero_recurrent {
+                    vec![0.0; n]
+                } else {
+                    values(n, 50 + i as u64)
+                };
+                Tensor::new(s.dims().to_vec(), v).unwrap()
+            })
+            .collect();
+        layer.set_weights(&weights).unwrap();
+        layer
+    }
+
+    fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+        a.shape() == b.shape()
+            && a.0
+                .iter()
+                .zip(b.0.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits())
+    }
+
+    /// Step 0 of a trace: (batch, units).
+    fn step0(t: &Tensor) -> Tensor {
+        Tensor(t.0.index_axis(ndarray::Axis(1), 0).to_owned().into_dyn())
+    }
+
+    #[test]
+    fn a_zero_state_skips_h_r_with_the_bits_of_computing_it() {
+        crate::set_num_threads(1);
+        // Batch 1 and 9 take their input rows straight into the gates one step at a time; batch 3 projects
+        // several steps at once into a buffer first.
+        for (name, make) in kinds() {
+            for b in [1, 3, 9] {
+                // Three steps: a call's first step runs its products the other way than the last call's first
+                // step (see Cell::step), so the two calls below cover both orders.
+                let (t, d) = (3, 7);
+                let x = Tensor::new(vec![b, t, d], values(b * t * d, 9)).unwrap();
+                let skipping = with_weights(make, &x, false);
+                let computing = with_weights(make, &x, true);
+                let units = skipping.get_config()["units"].as_u64().unwrap() as usize;
+                let lstm = name.starts_with("LSTM");
+                let h0 = Tensor::new(vec![b, units], values(b * units, 3)).unwrap();
+                let c0 = Tensor::zeros((b, units));
+                let states: Vec<&Tensor> = if lstm { vec![&h0, &c0] } else { vec![&h0] };
+
+                for call in 0..2 {
+                    let at = format!("{name}, batch {b}, call {call}");
+                    let before = ZERO_H_STEPS.with(|n| n.get());
+                    let a = &skipping.trace(&x).unwrap()[0];
+                    assert_eq!(
+                        ZERO_H_STEPS.with(|n| n.get()),
+                        before + 1,
+                        "{at}: no step skipped"
+                    );
+                    let c = &computing.trace_with_state(&x, &states).unwrap()[0];
+                    assert_eq!(
+                        ZERO_H_STEPS.with(|n| n.get()),
+                        before + 1,
+                        "{at}: a nonzero h skipped"
+                    );
+
+                    assert_eq!(a.gates.len(), c.gates.len());
+                    for ((gate, p), (_, q)) in a.gates.iter().zip(&c.gates) {
+                        assert!(same_bits(&step0(p), &step0(q)), "{at}: gate {gate} differs");
+                    }
+                    if !name.starts_with("GRU") {
+                        assert!(same_bits(&step0(&a.h), &step0(&c.h)), "{at}: h differs");
+                    }
+                    if lstm {
+                        let (p, q) = (a.c.as_ref().unwrap(), c.c.as_ref().unwrap());
+                        assert!(same_bits(&step0(p), &step0(q)), "{at}: c differs");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_state_and_an_infinite_recurrent_weight_give_nan_as_keras_does() {
+        crate::set_num_threads(1);
+        // `0 · inf` is NaN: Keras' `h R` with its zero state is NaN in the infinite weight's column, so the skip
+        // must not apply (the weights are checked once, when packed).
+        for (name, make) in kinds() {
+            let x = Tensor::new(vec![2, 3, 7], values(42, 9)).unwrap();
+            let layer = with_weights(make, &x, false);
+            let mut w = layer.get_weights();
+            w[1].0[[0, 0]] = f32::INFINITY;
+            layer.set_weights(&w).unwrap();
+            let before = ZERO_H_STEPS.with(|n| n.get());
+            let y = layer.apply(&x).unwrap();
+            assert_eq!(
+                ZERO_H_STEPS.with(|n| n.get()),
+                before,
+                "{name}: skipped despite the infinity"
+            );
+            assert!(
+                y.0.iter().any(|v| v.is_nan()),
+                "{name}: no NaN from 0 · inf"
+            );
+        }
+    }
+
+    #[test]
+    fn gru_without_reset_after_keeps_a_nan_reset_gate_in_its_candidate() {
+        crate::set_num_threads(1);
+        // An infinite input weight in an r column and a zero input make `x K` NaN there alone: r is NaN, so
+        // Keras' `(r · h) R_h` is NaN although h is zero; the candidate's product runs for it.
+        let d = 7;
+        let mut xs = values(3 * d, 9);
+        xs[0] = 0.0;
+        let x = Tensor::new(vec![1, 3, d], xs).unwrap();
+        let make: MakeLayer = || GRU::new(64).reset_after(false).into();
+        let layer = with_weights(make, &x, false);
+        let mut w = layer.get_weights();
+        w[0].0[[0, 64]] = f32::INFINITY; // kernel row 0 (x[0] = 0), first r column
+        layer.set_weights(&w).unwrap();
+        let tr = &layer.trace(&x).unwrap()[0];
+        let cand = step0(tr.gate("candidate").unwrap());
+        assert!(cand.0.iter().all(|v| v.is_nan()), "candidate {:?}", cand.0);
+    }
+}
+
+#[cfg(test)]
 mod column_split_tests {
     //! Batch 1 with two threads splits every packed product of a step by columns with the helper thread (and a
     //! projection made several steps at a time by steps). Here inside the crate, where a test can see that the
@@ -898,29 +1074,43 @@ mod column_split_tests {
                     })
                     .collect();
                 layer.set_weights(&weights).unwrap();
-                let one = layer.apply_all_with_state(&x, &states).unwrap();
-                crate::set_num_threads(2);
-                // The helper may be busy with another test's call, which then makes this one run on one thread:
-                // call again until a call split its work.
-                let mut tries = 0;
-                let two = loop {
-                    let before = crate::helper::joins_on_this_thread();
-                    let two = layer.apply_all_with_state(&x, &states).unwrap();
-                    if crate::helper::joins_on_this_thread() > before {
-                        break two;
+                // With the given state, and from zeros (whose first step skips `h R`).
+                for states in [&states[..], &[]] {
+                    let from = if states.is_empty() {
+                        "zero state"
+                    } else {
+                        "given state"
+                    };
+                    // From zeros, one step of 20 features has no packed product left to split: `x K` is too
+                    // small to pack and `h R` is skipped.
+                    let splits = !(states.is_empty() && t == 1 && d == 20);
+                    let one = layer.apply_all_with_state(&x, states).unwrap();
+                    crate::set_num_threads(2);
+                    // The helper may be busy with another test's call, which then makes this one run on one thread:
+                    // call again until a call split its work.
+                    let mut tries = 0;
+                    let two = loop {
+                        let before = crate::helper::joins_on_this_thread();
+                        let two = layer.apply_all_with_state(&x, states).unwrap();
+                        if crate::helper::joins_on_this_thread() > before || !splits {
+                            break two;
+                        }
+                        tries += 1;
+                        assert!(
+                            tries < 1000,
+                            "{name}, {t} steps, {d} features, {from}: never split"
+                        );
+                    };
+                    crate::set_num_threads(1);
+                    assert_eq!(one.len(), two.len());
+                    for (k, (p, q)) in one.iter().zip(&two).enumerate() {
+                        assert!(
+                            p.0.iter()
+                                .zip(q.0.iter())
+                                .all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{name}, {t} steps, {d} features, {from}, output {k}: two threads differ from one"
+                        );
                     }
-                    tries += 1;
-                    assert!(tries < 1000, "{name}, {t} steps, {d} features: never split");
-                };
-                crate::set_num_threads(1);
-                assert_eq!(one.len(), two.len());
-                for (k, (p, q)) in one.iter().zip(&two).enumerate() {
-                    assert!(
-                        p.0.iter()
-                            .zip(q.0.iter())
-                            .all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{name}, {t} steps, {d} features, output {k}: two threads differ from one"
-                    );
                 }
             }
         }
