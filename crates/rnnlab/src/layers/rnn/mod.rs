@@ -362,13 +362,17 @@ impl RnnModule {
             for bi in 0..b {
                 let keep = mask.is_none_or(|m| m[[bi, ti]]);
                 let row = bi * u..(bi + 1) * u;
-                if keep {
-                    last_out[row.clone()].copy_from_slice(&next[0][row.clone()]);
-                } else {
-                    // Masked step: states carry over and the output repeats the previous one (or is 0).
-                    for s in 0..n {
-                        let (p, q) = (&prev[s], &mut next[s]);
-                        q[row.clone()].copy_from_slice(&p[row.clone()]);
+                // Without a mask a step's output is its new h: the output sequence copies it from there and the
+                // last output is taken from the final state after the loop (no running copy at every step).
+                if mask.is_some() {
+                    if keep {
+                        last_out[row.clone()].copy_from_slice(&next[0][row.clone()]);
+                    } else {
+                        // Masked step: states carry over and the output repeats the previous one (or is 0).
+                        for s in 0..n {
+                            let (p, q) = (&prev[s], &mut next[s]);
+                            q[row.clone()].copy_from_slice(&p[row.clone()]);
+                        }
                     }
                 }
                 if let Some(seq) = seq.as_mut() {
@@ -377,8 +381,10 @@ impl RnnModule {
                     let dst = dst.as_slice_mut().expect("contiguous row");
                     if !keep && self.opts.zero_output_for_mask {
                         dst.fill(0.0);
+                    } else if mask.is_some() {
+                        dst.copy_from_slice(&last_out[row]);
                     } else {
-                        dst.copy_from_slice(&last_out[row.clone()]);
+                        dst.copy_from_slice(&next[0][row]);
                     }
                 }
             }
@@ -398,6 +404,9 @@ impl RnnModule {
         }
         if t > 0 {
             flip.finish(first_rev ^ ((t - 1) % 2 == 1));
+            if mask.is_none() {
+                last_out.copy_from_slice(&prev[0]);
+            }
         }
 
         let finals: Vec<Array2<f32>> = prev
