@@ -198,14 +198,33 @@ fn bad_input_exits_2_with_one_line() {
     }
 }
 
+/// Runs `rnnlab bench ARGS --seconds 0 --json JSON` (timings are not asserted), checks it succeeded
+/// and returns its standard output and the JSON it wrote.
+fn bench(args: &[&str], json: &Path) -> (String, serde_json::Value) {
+    let out = rnnlab()
+        .arg("bench")
+        .args(args)
+        .args(["--seconds", "0", "--json"])
+        .arg(json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    (stdout, v)
+}
+
 /// `rnnlab bench` prints its table and JSON (shapes only: timings are not asserted), and explains a bad shape.
 #[test]
 fn bench_prints_a_table_and_writes_json() {
     let dir = tempdir("bench");
     let json = dir.join("bench.json");
-    let out = rnnlab()
-        .args([
-            "bench",
+    let (stdout, v) = bench(
+        &[
             "--shape",
             "lstm:1,3,2,1",
             "--shape",
@@ -214,18 +233,8 @@ fn bench_prints_a_table_and_writes_json() {
             "simplernn:1,2,2,2",
             "--min-runs",
             "2",
-            "--seconds",
-            "0",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &json,
     );
     assert!(stdout.contains("FMA peak probe:"), "{stdout}");
     assert!(
@@ -235,12 +244,11 @@ fn bench_prints_a_table_and_writes_json() {
     for label in ["lstm 1,3,2,1", "gru 2,3,4,5", "simplernn 1,2,2,2"] {
         assert!(stdout.contains(label), "{label} missing:\n{stdout}");
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert_eq!(results[1]["kind"], "gru");
     assert_eq!(results[1]["units"], 5);
+    assert_eq!(results[1]["given_state"], false);
     assert!(results[0]["runs"].as_u64().unwrap() >= 2);
     assert!(results[0]["median_ms"].as_f64().unwrap() > 0.0);
     assert!(v["fma_peak_gflops"].as_f64().unwrap() > 0.0);
@@ -248,24 +256,15 @@ fn bench_prints_a_table_and_writes_json() {
     assert_eq!(results[0]["mode"], "predict");
 
     // --train: training steps (train_on_batch) of the same shapes.
-    let out = rnnlab()
-        .args([
-            "bench",
+    let (stdout, v) = bench(
+        &[
             "--train",
             "--shape",
             "lstm:2,3,2,4",
             "--shape",
             "gru:2,3,2,4",
-        ])
-        .args(["--min-runs", "2", "--seconds", "0", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &json,
     );
     assert!(
         stdout.contains("training step") && stdout.contains("calls/s"),
@@ -275,8 +274,6 @@ fn bench_prints_a_table_and_writes_json() {
         stdout.contains("lstm 2,3,2,4") && stdout.contains(" train "),
         "{stdout}"
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     assert!(results
@@ -284,58 +281,21 @@ fn bench_prints_a_table_and_writes_json() {
         .all(|r| r["mode"] == "train" && r["median_ms"].as_f64().unwrap() > 0.0));
 
     // --threads: the same table, the thread count in it and in the JSON.
-    let out = rnnlab()
-        .args([
-            "bench",
-            "--threads",
-            "2",
-            "--shape",
-            "lstm:8,20,16,32",
-            "--min-runs",
-            "1",
-            "--seconds",
-            "0",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, v) = bench(&["--threads", "2", "--shape", "lstm:8,20,16,32"], &json);
     assert_eq!(v["threads"], 2);
 
     // --state: every call gets a random initial state (the model's extra inputs), labelled and in the JSON.
-    let out = rnnlab()
-        .args([
-            "bench",
+    let (stdout, v) = bench(
+        &[
             "--state",
             "--shape",
             "lstm:1,1,8,4",
             "--shape",
             "gru:2,3,4,5",
-        ])
-        .args([
             "--shape",
             "simplernn:1,2,2,2",
-            "--min-runs",
-            "1",
-            "--seconds",
-            "0",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &json,
     );
     for label in [
         "lstm 1,1,8,4 +state",
@@ -344,8 +304,6 @@ fn bench_prints_a_table_and_writes_json() {
     ] {
         assert!(stdout.contains(label), "{label} missing:\n{stdout}");
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r["given_state"] == true), "{v}");

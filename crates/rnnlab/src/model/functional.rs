@@ -524,7 +524,10 @@ impl Model {
     /// Runs the nodes in order. Values (and masks) are kept per symbolic tensor until the end of the call.
     fn execute(&self, arrays: &[&Tensor], stop_at: Option<u64>) -> Result<Executed> {
         self.check_inputs(arrays)?;
-        let mut values: Values<CowArray<'_, f32, IxDyn>> = Values::default();
+        // Sized for every node's outputs up front: growing it made rehashes at every call.
+        let slots = self.order.iter().map(|n| n.out_shapes.len()).sum();
+        let mut values: Values<CowArray<'_, f32, IxDyn>> =
+            Values::with_capacity_and_hasher(slots, Default::default());
         for (t, a) in self.inputs.iter().zip(arrays) {
             values.insert(t.key(), (a.0.view().into(), None));
         }

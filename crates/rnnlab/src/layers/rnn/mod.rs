@@ -839,6 +839,30 @@ impl SimpleRNN {
 }
 rnn_setters!(SimpleRNN);
 
+/// Gives a built layer reproducible weights (`values` from `seed` on, times `scale`; the default biases are 0,
+/// these are not), with the recurrent kernel all zeros if asked. Keras order: kernel, recurrent_kernel, bias.
+#[cfg(test)]
+fn set_test_weights(layer: &crate::layers::Layer, seed: u64, scale: f32, zero_recurrent: bool) {
+    let weights: Vec<crate::Tensor> = layer
+        .weight_shapes()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let n = s.dims().iter().product();
+            let v = if i == 1 && zero_recurrent {
+                vec![0.0; n]
+            } else {
+                crate::test_values::values(n, seed + i as u64)
+                    .iter()
+                    .map(|v| v * scale)
+                    .collect()
+            };
+            crate::Tensor::new(s.dims().to_vec(), v).unwrap()
+        })
+        .collect();
+    layer.set_weights(&weights).unwrap();
+}
+
 #[cfg(test)]
 thread_local! {
     /// Steps run on this thread that skipped `h R` for a zero state (tests check that the skip happened).
@@ -851,7 +875,7 @@ mod zero_state_tests {
     //! recurrent kernel set to zeros and a random state `h`, whose step computes `h R` (a sum of zeros) and must
     //! give the same bits: `h` enters an LSTM or SimpleRNN step only through `h R`, and a GRU's gates only
     //! through it too (its new state also through `z h`, so only its gates are compared).
-    use super::ZERO_H_STEPS;
+    use super::{set_test_weights, ZERO_H_STEPS};
     use crate::layers::{Layer, SimpleRNN, GRU, LSTM};
     use crate::Tensor;
 
@@ -882,22 +906,7 @@ mod zero_state_tests {
     fn with_weights(make: MakeLayer, x: &Tensor, zero_recurrent: bool) -> Layer {
         let layer = make();
         layer.apply(x).unwrap();
-        let weights: Vec<Tensor> = layer
-            .weight_shapes()
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let n = s.dims().iter().product();
-                // Keras order: kernel, recurrent_kernel, bias.
-                let v = if i == 1 && zero_recurrent {
-                    vec![0.0; n]
-                } else {
-                    values(n, 50 + i as u64)
-                };
-                Tensor::new(s.dims().to_vec(), v).unwrap()
-            })
-            .collect();
-        layer.set_weights(&weights).unwrap();
+        set_test_weights(&layer, 50, 1.0, zero_recurrent);
         layer
     }
 
@@ -1072,17 +1081,7 @@ mod column_split_tests {
                 crate::set_num_threads(1);
                 // Built by a first call, then given weights with nonzero biases (the default biases are 0).
                 layer.apply_all_with_state(&x, &states).unwrap();
-                let weights: Vec<Tensor> = layer
-                    .weight_shapes()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let n = s.dims().iter().product();
-                        let v = values(n, 100 + i as u64).iter().map(|v| v * 0.2).collect();
-                        Tensor::new(s.dims().to_vec(), v).unwrap()
-                    })
-                    .collect();
-                layer.set_weights(&weights).unwrap();
+                super::set_test_weights(&layer, 100, 0.2, false);
                 // With the given state, and from zeros (whose first step skips `h R`).
                 for states in [&states[..], &[]] {
                     let from = if states.is_empty() {
