@@ -4,7 +4,9 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use serde_json::{json, Map, Value};
 
-use super::kernels::{gemm_acc, gemm_acc_packed_dir, gemm_acc_packed_part, Packed, COLS, KC};
+use super::kernels::{
+    gemm_acc, gemm_acc_packed_dir, gemm_acc_packed_part, gemm_set_packed_dir, Packed, COLS, KC,
+};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::helper::Helper;
@@ -175,8 +177,10 @@ fn by_columns(
     }
 }
 
-/// `out (B, width) += a (B, U) @ R[:, cols]`: the packed kernel when the weights are large enough to be packed
-/// ([`Packed::worthwhile`]), else the strided one.
+/// `out (B, width) += a (B, U) @ R[:, cols]` (rows `G` apart): the packed kernel when the weights are large enough
+/// to be packed ([`Packed::worthwhile`]), else the strided one. `set`: onto zeros, `out`'s values are not read
+/// (the bits of zeroing them first; the packed kernel then needs no pass that zeroes them, see
+/// [`gemm_set_packed_dir`]).
 ///
 /// Small recurrent products (the tutorials' units) keep the unfused order of the naive loop, in which Keras'
 /// printed digits were first reproduced; large ones use the fused order, which is more accurate and a third faster
@@ -194,15 +198,30 @@ fn rec_product(
     width: usize,
     rev: bool,
     helper: Option<&mut Helper>,
+    set: bool,
 ) {
+    let zero_rows = |out: &mut [f32]| {
+        for r in 0..batch {
+            out[r * g..r * g + width].fill(0.0);
+        }
+    };
     match packed {
         Some(pk) if helper.is_some() && batch == 1 => {
+            if set {
+                zero_rows(out);
+            }
             by_columns(helper, pk.panel_count(), &mut out[..width], |part, out| {
                 gemm_acc_packed_part::<true>(a, u, pk, part, out, g, 1, rev)
             })
         }
+        Some(pk) if set => gemm_set_packed_dir::<true>(a, u, pk, out, g, batch, rev),
         Some(pk) => gemm_acc_packed_dir::<true>(a, u, pk, out, g, batch, rev),
-        None => gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width),
+        None => {
+            if set {
+                zero_rows(out);
+            }
+            gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width)
+        }
     }
 }
 
@@ -460,8 +479,7 @@ impl Cell {
     pub(crate) fn project_rows(&self, x: &[f32], lda: usize, rows: usize, xp: &mut [f32]) {
         let g = self.gate_width();
         let xp = &mut xp[..rows * g];
-        xp.fill(0.0);
-        self.project_acc(x, lda, rows, xp, false);
+        self.project_set(x, lda, rows, xp, false);
         self.add_input_bias(xp);
     }
 
@@ -494,6 +512,19 @@ impl Cell {
                 });
             }
             _ => self.project_rows(x, lda, rows, xp),
+        }
+    }
+
+    /// `out (rows, G) = 0 + x K`: [`project_acc`](Self::project_acc) onto zeros, without reading `out` (the bits of
+    /// zeroing it first; see [`gemm_set_packed_dir`]).
+    fn project_set(&self, x: &[f32], lda: usize, rows: usize, out: &mut [f32], rev: bool) {
+        let g = self.gate_width();
+        match &self.packed().kernel {
+            Some(pk) => gemm_set_packed_dir::<true>(x, lda, pk, out, g, rows, rev),
+            None => {
+                out[..rows * g].fill(0.0);
+                self.project_acc(x, lda, rows, out, rev)
+            }
         }
     }
 
@@ -555,17 +586,18 @@ impl Cell {
             }
             // (A small unpacked `x K` with the helper: only `h R` is split.)
             (helper, _) if zig => {
-                gates.fill(0.0);
                 if with_h {
-                    rec_product(h, Some(pk), &[], gates, batch, u, g, g, true, helper);
+                    rec_product(h, Some(pk), &[], gates, batch, u, g, g, true, helper, true);
+                    self.project_acc(x, lda, batch, gates, true);
+                } else {
+                    self.project_set(x, lda, batch, gates, true);
                 }
-                self.project_acc(x, lda, batch, gates, true);
             }
             (helper, _) => {
                 // Any other cell keeps `(xK + b) + hR` (the order of its additions); only `hR`'s columns turn.
                 self.project_rows(x, lda, batch, gates);
                 if with_h {
-                    rec_product(h, Some(pk), &[], gates, batch, u, g, g, rev, helper);
+                    rec_product(h, Some(pk), &[], gates, batch, u, g, g, rev, helper, false);
                 }
             }
         }
@@ -696,11 +728,8 @@ impl Cell {
             StepInput::Projected(xp_t, xs) => (xp_t, xs),
             StepInput::Rows(x, lda) => return self.project_and_recur(x, lda, rev, h, s, batch),
         };
-        s.rec.fill(0.0);
         match rec_masks {
-            _ if s.zero_h => {}
-            Some(ms) => masked_rec(h, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..g / u),
-            None => rec_product(
+            None if !s.zero_h => rec_product(
                 h,
                 self.packed().rec.as_ref(),
                 rk,
@@ -711,7 +740,14 @@ impl Cell {
                 g,
                 rev,
                 s.helper.as_deref_mut(),
+                true,
             ),
+            ms => {
+                s.rec.fill(0.0);
+                if let (Some(ms), false) = (ms, s.zero_h) {
+                    masked_rec(h, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..g / u)
+                }
+            }
         }
         for ((z, rec), x) in s
             .gates
@@ -818,36 +854,39 @@ impl Cell {
                 };
                 let h_prev = &prev[0];
                 let h_next = &mut next[0];
-                // rec = h R (+ b_h with reset_after); only the z and r blocks when reset_after is false.
-                s.rec.fill(0.0);
-                if reset_after {
-                    match rec_masks {
-                        _ if s.zero_h => {}
-                        Some(ms) => {
-                            masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..3)
-                        }
-                        None => {
-                            let hp = s.helper.as_deref_mut();
-                            rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, g, rev, hp)
+                // rec = h R (+ b_h with reset_after); only the z and r blocks when reset_after is false (rows of
+                // `rec` are G apart; its h block is zeroed below before its own product).
+                let (width, blocks) = if reset_after { (g, 3) } else { (2 * u, 2) };
+                match rec_masks {
+                    None if !s.zero_h => {
+                        let hp = s.helper.as_deref_mut();
+                        rec_product(
+                            h_prev, packed, rk, &mut s.rec, batch, u, g, width, rev, hp, true,
+                        )
+                    }
+                    ms => {
+                        s.rec.fill(0.0);
+                        if let (Some(ms), false) = (ms, s.zero_h) {
+                            masked_rec(
+                                h_prev,
+                                ms,
+                                rk,
+                                &mut s.rec,
+                                &mut s.hm,
+                                batch,
+                                u,
+                                g,
+                                0..blocks,
+                            )
                         }
                     }
+                }
+                if reset_after {
                     if let Some(b) = bias {
                         for row in s.rec.chunks_mut(g) {
                             row.iter_mut()
                                 .zip(&b[g..2 * g])
                                 .for_each(|(z, bv)| *z += bv);
-                        }
-                    }
-                } else {
-                    // Only the z and r columns of R; rows of `rec` are G apart.
-                    match rec_masks {
-                        _ if s.zero_h => {}
-                        Some(ms) => {
-                            masked_rec(h_prev, ms, rk, &mut s.rec, &mut s.hm, batch, u, g, 0..2)
-                        }
-                        None => {
-                            let hp = s.helper.as_deref_mut();
-                            rec_product(h_prev, packed, rk, &mut s.rec, batch, u, g, 2 * u, rev, hp)
                         }
                     }
                 }
@@ -914,6 +953,7 @@ impl Cell {
                         u,
                         rev,
                         s.helper.as_deref_mut(),
+                        false,
                     );
                 }
                 for b in 0..batch {

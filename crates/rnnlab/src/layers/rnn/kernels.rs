@@ -557,10 +557,17 @@ mod avx512 {
     /// exist: output loads and stores past them are masked off. Unless null, `pf` is the next half panel (same
     /// layout): its rows `j0..j1` are prefetched into L2 as the terms go by, so that the weights, which do not stay
     /// in L2 between time steps (the input and recurrent kernels of a large LSTM are 2 MB), are there when the
-    /// next strip starts instead of arriving at the latency of L3.
+    /// next strip starts instead of arriving at the latency of L3. `SET`: `out` is taken as zeros, unread (see
+    /// [`gemm_acc_packed`]).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn strip<const R: usize, const W: usize, const FUSED: bool, const TERMS: bool>(
+    unsafe fn strip<
+        const R: usize,
+        const W: usize,
+        const FUSED: bool,
+        const TERMS: bool,
+        const SET: bool,
+    >(
         ap: *const f32,
         lda: usize,
         mp: *const f32,
@@ -580,7 +587,7 @@ mod avx512 {
         // `lda`; with TERMS: j1 terms of at least R values), `mp` at j1 panel rows holding W * 16 values each,
         // `op` at R rows with `lanes` writable columns.
         let mut acc = [[_mm512_setzero_ps(); W]; R];
-        if !FUSED {
+        if !FUSED && !SET {
             for (r, accr) in acc.iter_mut().enumerate() {
                 for (v, accv) in accr.iter_mut().enumerate() {
                     *accv = _mm512_maskz_loadu_ps(masks[v], op.add(r * ldo + 16 * v));
@@ -610,10 +617,11 @@ mod avx512 {
         for (r, accr) in acc.iter().enumerate() {
             for (v, accv) in accr.iter().enumerate() {
                 let o = op.add(r * ldo + 16 * v);
-                let x = if FUSED {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], o), *accv)
-                } else {
-                    *accv
+                let x = match (FUSED, SET) {
+                    (true, false) => _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], o), *accv),
+                    // 0 + chain, as onto a zeroed `out` (+0 where the chain is -0).
+                    (true, true) => _mm512_add_ps(_mm512_setzero_ps(), *accv),
+                    (false, _) => *accv,
                 };
                 _mm512_mask_storeu_ps(o, masks[v], x);
             }
@@ -628,8 +636,12 @@ mod avx512 {
     /// all the rows and two panels. One row: [`schedule`](super::schedule)'s tiles of [`block`], whose 16
     /// accumulators span four panels. The order of rounding of each output value does not depend on the
     /// blocking, so the bits equal the portable kernel's.
+    ///
+    /// `SET`: `out[r, :width] = 0 + a[r, :] @ m`, the bits of zeroing those values first, without the pass that
+    /// zeroes them where it can: four rows or more take the first block of terms' sums as zeros in [`strip`]
+    /// (the memset before a time step's first product was 1% of a medium LSTM).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
+    pub(super) unsafe fn gemm_acc_packed<const FUSED: bool, const SET: bool>(
         a: &[f32],
         lda: usize,
         pk: Panels<'_>,
@@ -638,6 +650,13 @@ mod avx512 {
         rows: usize,
         rev: bool,
     ) {
+        let long = rows >= LONG_ROWS && pk.width >= LONG_WIDTH;
+        if SET && (rows < 4 || long) {
+            for r in 0..rows {
+                out[r * ldo..r * ldo + pk.width].fill(0.0);
+            }
+            return gemm_acc_packed::<FUSED, false>(a, lda, pk, out, ldo, rows, rev);
+        }
         if rows == 2 || rows == 3 {
             // All the rows at once per pair of panels (16 or 24 accumulators): one row at a time read every
             // weight once per row, and a step at batch 2 took twice as long as at batch 1.
@@ -668,15 +687,19 @@ mod avx512 {
             });
             return;
         }
-        if rows >= LONG_ROWS && pk.width >= LONG_WIDTH {
+        if long {
             // (Long products run once per training step, in one direction.)
             return gemm_acc_packed_long::<FUSED>(a, lda, pk, out, ldo, rows);
         }
         let (ap, op) = (a.as_ptr(), out.as_mut_ptr());
-        for js in super::term_blocks::<FUSED>(pk.k) {
+        for (i, js) in super::term_blocks::<FUSED>(pk.k).enumerate() {
             // SAFETY: the dispatcher checked `a` and `out` cover `rows` rows of `k` and `width` values.
             let at = |r0, _| (r0 * lda, lda);
-            half_panels::<FUSED, false>(ap, at, pk, 0, op, ldo, rows, js, rev);
+            if SET && i == 0 {
+                half_panels::<FUSED, false, true>(ap, at, pk, 0, op, ldo, rows, js, rev);
+            } else {
+                half_panels::<FUSED, false, false>(ap, at, pk, 0, op, ldo, rows, js, rev);
+            }
         }
     }
 
@@ -685,7 +708,7 @@ mod avx512 {
     /// with few accumulators). Block `(r0, n)` reads `a` at `ap + offset` with stride `lda`, where `(offset, lda)
     /// = at(r0, n)` (`TERMS`: `a` term-major, see [`strip`]); the panels are read from row `first` + `js.start`
     /// (the long product's copy of `a` counts its terms from 0); the output is `op` with stride `ldo`. `rev`: the
-    /// half panels from the last to the first.
+    /// half panels from the last to the first. `SET`: see [`strip`].
     ///
     /// # Safety
     /// AVX-512F; `a` as `at` describes it holds the block's terms of `rows` rows, `op` `rows` rows of
@@ -693,7 +716,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn half_panels<const FUSED: bool, const TERMS: bool>(
+    unsafe fn half_panels<const FUSED: bool, const TERMS: bool, const SET: bool>(
         ap: *const f32,
         at: impl Fn(usize, usize) -> (usize, usize),
         pk: Panels<'_>,
@@ -727,7 +750,7 @@ mod avx512 {
                 macro_rules! go {
                     ($($r:literal)*) => {
                         match n {
-                            $($r => strip::<$r, 2, FUSED, TERMS>(ap, lda, mp, op, ldo, lanes, j0, j1, pf),)*
+                            $($r => strip::<$r, 2, FUSED, TERMS, SET>(ap, lda, mp, op, ldo, lanes, j0, j1, pf),)*
                             _ => unreachable!("blocks of 4 to {BLOCK_ROWS} rows"),
                         }
                     };
@@ -802,7 +825,7 @@ mod avx512 {
                     // SAFETY: block (r0, n)'s copy holds kb terms of n rows at r0 * kb; the dispatcher checked
                     // `out` covers `rows` rows of `width` values. The copy counts terms from 0, the panels from j0.
                     let (ap, op) = (buf.as_ptr(), op.add(c0 * ldo));
-                    half_panels::<FUSED, true>(
+                    half_panels::<FUSED, true, false>(
                         ap,
                         |r0, n| (r0 * kb, n),
                         pk,
@@ -835,7 +858,17 @@ mod avx512 {
         // SAFETY: the caller checked `a` holds k terms of `rows` values (stride lda) and `out` rows rows of
         // `width` values.
         let (ap, op) = (a.as_ptr(), out.as_mut_ptr());
-        half_panels::<true, true>(ap, |r0, _| (r0, lda), pk, 0, op, ldo, rows, 0..pk.k, false);
+        half_panels::<true, true, false>(
+            ap,
+            |r0, _| (r0, lda),
+            pk,
+            0,
+            op,
+            ldo,
+            rows,
+            0..pk.k,
+            false,
+        );
     }
 }
 
@@ -1118,7 +1151,7 @@ pub(crate) fn gemm_acc_packed_dir<const FUSED: bool>(
     rows: usize,
     rev: bool,
 ) {
-    gemm_panels::<FUSED>(a, lda, pk.panels(), out, ldo, rows, rev)
+    gemm_panels::<FUSED, false>(a, lda, pk.panels(), out, ldo, rows, rev)
 }
 
 /// [`gemm_acc_packed_dir`] on panels `part` of `pk` only: `out` starts at the part's first column (column
@@ -1136,11 +1169,27 @@ pub(crate) fn gemm_acc_packed_part<const FUSED: bool>(
     rows: usize,
     rev: bool,
 ) {
-    gemm_panels::<FUSED>(a, lda, pk.part(part), out, ldo, rows, rev)
+    gemm_panels::<FUSED, false>(a, lda, pk.part(part), out, ldo, rows, rev)
 }
 
-/// The dispatcher of the packed products: AVX-512, AVX2+FMA or portable, all giving the same bits.
-fn gemm_panels<const FUSED: bool>(
+/// [`gemm_acc_packed_dir`] onto zeros: `out[r, :width] = 0 + a[r, :k] @ m`, the bits of zeroing those values
+/// and then accumulating, without a pass that zeroes them where the kernel can take them as zeros (AVX-512, four
+/// rows or more). What a time step's first product does (a step's sums start at 0).
+pub(crate) fn gemm_set_packed_dir<const FUSED: bool>(
+    a: &[f32],
+    lda: usize,
+    pk: &Packed,
+    out: &mut [f32],
+    ldo: usize,
+    rows: usize,
+    rev: bool,
+) {
+    gemm_panels::<FUSED, true>(a, lda, pk.panels(), out, ldo, rows, rev)
+}
+
+/// The dispatcher of the packed products: AVX-512, AVX2+FMA or portable, all giving the same bits. `SET`: onto
+/// zeros (see [`gemm_set_packed_dir`]).
+fn gemm_panels<const FUSED: bool, const SET: bool>(
     a: &[f32],
     lda: usize,
     pk: Panels<'_>,
@@ -1158,8 +1207,18 @@ fn gemm_panels<const FUSED: bool>(
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { avx512::gemm_acc_packed::<FUSED>(a, lda, pk, out, ldo, rows, rev) };
+            return unsafe {
+                avx512::gemm_acc_packed::<FUSED, SET>(a, lda, pk, out, ldo, rows, rev)
+            };
         }
+    }
+    if SET {
+        for r in 0..rows {
+            out[r * ldo..r * ldo + pk.width].fill(0.0);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
@@ -1382,6 +1441,24 @@ mod tests {
                         want,
                         "{} cut at panel {cut}",
                         label("packed in two parts")
+                    );
+                }
+            }
+            // Onto zeros (a time step's first product): `out` is not read, so what it held does not matter (NaN
+            // here), the bits are those of zeroing it first, and columns past the width stay as they were.
+            let ldo = n + 3;
+            let mut want0 = vec![0.0f32; rows * n];
+            naive(&a, &m, &mut want0, rows, k, n, FUSED);
+            for rev in [false, true] {
+                let mut got = vec![f32::NAN; rows * ldo];
+                gemm_set_packed_dir::<FUSED>(&a, k, &pk, &mut got, ldo, rows, rev);
+                for (r, (got, want)) in got.chunks(ldo).zip(want0.chunks(n)).enumerate() {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got[..n]), bits(want), "{} row {r}", label("set"));
+                    assert!(
+                        got[n..].iter().all(|v| v.is_nan()),
+                        "{} row {r}",
+                        label("set")
                     );
                 }
             }
