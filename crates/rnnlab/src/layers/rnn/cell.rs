@@ -5,7 +5,8 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use serde_json::{json, Map, Value};
 
 use super::kernels::{
-    gemm_acc, gemm_acc_packed_dir, gemm_acc_packed_part, gemm_set_packed_dir, Packed, COLS, KC,
+    gemm_acc, gemm_acc_packed_dir, gemm_acc_packed_part, gemm_set_packed_dir, zero_rows, Packed,
+    COLS, KC,
 };
 use crate::activations::Activation;
 use crate::error::{Error, Result};
@@ -200,15 +201,10 @@ fn rec_product(
     helper: Option<&mut Helper>,
     set: bool,
 ) {
-    let zero_rows = |out: &mut [f32]| {
-        for r in 0..batch {
-            out[r * g..r * g + width].fill(0.0);
-        }
-    };
     match packed {
         Some(pk) if helper.is_some() && batch == 1 => {
             if set {
-                zero_rows(out);
+                zero_rows(out, batch, g, width);
             }
             by_columns(helper, pk.panel_count(), &mut out[..width], |part, out| {
                 gemm_acc_packed_part::<true>(a, u, pk, part, out, g, 1, rev)
@@ -218,7 +214,7 @@ fn rec_product(
         Some(pk) => gemm_acc_packed_dir::<true>(a, u, pk, out, g, batch, rev),
         None => {
             if set {
-                zero_rows(out);
+                zero_rows(out, batch, g, width);
             }
             gemm_acc::<false>(a, u, rk, g, out, g, batch, u, width)
         }

@@ -652,9 +652,7 @@ mod avx512 {
     ) {
         let long = rows >= LONG_ROWS && pk.width >= LONG_WIDTH;
         if SET && (rows < 4 || long) {
-            for r in 0..rows {
-                out[r * ldo..r * ldo + pk.width].fill(0.0);
-            }
+            super::zero_rows(out, rows, ldo, pk.width);
             return gemm_acc_packed::<FUSED, false>(a, lda, pk, out, ldo, rows, rev);
         }
         if rows == 2 || rows == 3 {
@@ -1187,6 +1185,14 @@ pub(crate) fn gemm_set_packed_dir<const FUSED: bool>(
     gemm_panels::<FUSED, true>(a, lda, pk.panels(), out, ldo, rows, rev)
 }
 
+/// Zeroes `width` values of each of `rows` rows `ldo` apart: what a product onto zeros does where its kernel
+/// cannot take them as zeros.
+pub(crate) fn zero_rows(out: &mut [f32], rows: usize, ldo: usize, width: usize) {
+    for r in 0..rows {
+        out[r * ldo..r * ldo + width].fill(0.0);
+    }
+}
+
 /// The dispatcher of the packed products: AVX-512, AVX2+FMA or portable, all giving the same bits. `SET`: onto
 /// zeros (see [`gemm_set_packed_dir`]).
 fn gemm_panels<const FUSED: bool, const SET: bool>(
@@ -1213,9 +1219,7 @@ fn gemm_panels<const FUSED: bool, const SET: bool>(
         }
     }
     if SET {
-        for r in 0..rows {
-            out[r * ldo..r * ldo + pk.width].fill(0.0);
-        }
+        zero_rows(out, rows, ldo, pk.width);
     }
     #[cfg(target_arch = "x86_64")]
     {
