@@ -234,9 +234,9 @@ mod avx512 {
 
     /// `exp` of `N` registers of 16 floats in float32 arithmetic, a third faster than the double-precision
     /// [`exp8`] pair, for the lanes where it can prove its rounding: returns the results and masks of the lanes it
-    /// cannot vouch for
-    /// (|x| > 87, NaN, and about one value in a thousand lying too near a rounding midpoint), which the caller
-    /// recomputes with [`exp8`]. The rest are the correctly rounded results (the same bits as [`super::exp32`]).
+    /// cannot vouch for (|x| > 87, NaN, and about one value in a thousand lying too near a rounding midpoint),
+    /// which the caller recomputes with [`exp8`]. The rest are the correctly rounded results (the same bits as
+    /// [`super::exp32`]).
     ///
     /// `x = n ln2/32 + r_hi + r_lo` (`r_hi` exact: `ln2/32` rounded to float32 has 29 fraction bits and
     /// |x − n·it| < 2⁻⁵, so the fused product-subtract loses nothing; |r_lo| < 2⁻²²), then
