@@ -954,6 +954,74 @@ mod avx2 {
         (unsure[0] | (unsure[1] << 8)) as u16
     }
 
+    /// `y` with the lanes where `x` is NaN taken from `x` (the clamps would have turned them into numbers).
+    #[inline(always)]
+    unsafe fn keep_nan(x: F, y: F) -> F {
+        each!(|g| _mm256_blendv_ps(y[g], x[g], _mm256_cmp_ps::<_CMP_UNORD_Q>(x[g], x[g])))
+    }
+
+    /// [`super::lstm_row`] 16 units at a time; the caller checked the lengths. The AVX-512 kernel's three passes
+    /// (`g = tanh`, then the sigmoid gates with `c`, then `h = tanh(c)·o`), each iteration's activations on
+    /// independent registers, the same operations in the same order as the separate passes.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn lstm_row(
+        z: &mut [f32],
+        bias: Option<&[f32]>,
+        c_prev: &[f32],
+        c_next: &mut [f32],
+        h_next: &mut [f32],
+    ) {
+        const W: usize = 8 * G;
+        let u = c_prev.len();
+        let full = u - u % W;
+        let zp = z.as_mut_ptr();
+        let load = |p: *const f32| -> F { each!(|g| _mm256_loadu_ps(p.add(8 * g))) };
+        let store = |p: *mut f32, v: F| {
+            for (g, v) in v.into_iter().enumerate() {
+                _mm256_storeu_ps(p.add(8 * g), v);
+            }
+        };
+        let gate = |k: usize, j: usize| -> F {
+            let at = k * u + j;
+            let x = load(zp.add(at));
+            match bias {
+                Some(b) => {
+                    let bv = load(b.as_ptr().add(at));
+                    each!(|g| _mm256_add_ps(x[g], bv[g]))
+                }
+                None => x,
+            }
+        };
+        for j in (0..full).step_by(W) {
+            let x = gate(2, j);
+            store(zp.add(2 * u + j), keep_nan(x, tanh(x)));
+        }
+        for j in (0..full).step_by(W) {
+            let (xi, xf, xo) = (gate(0, j), gate(1, j), gate(3, j));
+            let i = keep_nan(xi, sigmoid(xi));
+            let f = keep_nan(xf, sigmoid(xf));
+            let o = keep_nan(xo, sigmoid(xo));
+            for (k, v) in [(0, i), (1, f), (3, o)] {
+                store(zp.add(k * u + j), v);
+            }
+            // c = f·c' + i·g, each product rounded (as the separate passes); h = tanh(c)·o in the next pass.
+            let (g, cp) = (load(zp.add(2 * u + j)), load(c_prev.as_ptr().add(j)));
+            let c: F =
+                each!(|r| _mm256_add_ps(_mm256_mul_ps(f[r], cp[r]), _mm256_mul_ps(i[r], g[r])));
+            store(c_next.as_mut_ptr().add(j), c);
+        }
+        for j in (0..full).step_by(W) {
+            let c = load(c_next.as_ptr().add(j));
+            let o = load(zp.add(3 * u + j));
+            let t = keep_nan(c, tanh(c));
+            store(
+                h_next.as_mut_ptr().add(j),
+                each!(|r| _mm256_mul_ps(t[r], o[r])),
+            );
+        }
+        super::lstm_row_scalar(z, bias, c_prev, c_next, h_next, full);
+    }
+
     /// Applies `f` to the slice [`G`] registers at a time (NaN lanes keep their NaN) and `scalar` to the tail.
     #[inline(always)]
     unsafe fn map_slice(v: &mut [f32], f: impl Fn(F) -> F, scalar: fn(f32) -> f32) {
@@ -988,12 +1056,14 @@ mod avx2 {
     }
 }
 
-/// Whether [`lstm_row`] has a vector kernel on this CPU (AVX-512). Without one the separate passes, which use the
-/// AVX2 slice kernels, are the faster way: callers ask once per step, then run [`lstm_row`] on every row.
+/// Whether [`lstm_row`] has a vector kernel on this CPU (AVX-512, or AVX2 with FMA). Without one the separate
+/// passes are the faster way: callers ask once per step, then run [`lstm_row`] on every row.
 pub(crate) fn has_lstm_row() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            || (std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1006,8 +1076,8 @@ pub(crate) fn has_lstm_row() -> bool {
 /// the activated gates in `z` and writes `c_next = f·c_prev + i·g`, `h_next = tanh(c_next)·o`. The same operations
 /// in the same order as the separate passes (bias add, sigmoid and tanh slices, the state updates), so the same
 /// bits; one kernel over a row that stays in L1 saves the slices' calls and keeps the bias add and `c` in
-/// registers. 16 units at a time where [`has_lstm_row`], else one at a
-/// time (same bits, slower than the separate passes: callers check [`has_lstm_row`] first).
+/// registers. 16 units at a time where [`has_lstm_row`], else one at a time (same bits, slower than the separate
+/// passes: callers check [`has_lstm_row`] first).
 pub(crate) fn lstm_row(
     z: &mut [f32],
     bias: Option<&[f32]>,
@@ -1020,9 +1090,15 @@ pub(crate) fn lstm_row(
     assert!(bias.is_none_or(|b| b.len() == 4 * u));
     #[cfg(target_arch = "x86_64")]
     {
-        if has_lstm_row() {
+        if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above); the lengths are checked above.
             unsafe { avx512::lstm_row(z, bias, c_prev, c_next, h_next) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above); the lengths are checked above.
+            unsafe { avx2::lstm_row(z, bias, c_prev, c_next, h_next) };
             return;
         }
     }
@@ -1343,8 +1419,8 @@ mod tests {
         }
     }
 
-    /// [`lstm_row`] on `z` and `c_prev`, with and without a bias, gives the bits of the separate passes (bias
-    /// add, sigmoid/tanh slices, state updates) as the LSTM step runs them without AVX-512.
+    /// Every row kernel ([`row_paths`]) on `z` and `c_prev`, with and without a bias, gives the bits of the separate
+    /// passes (bias add, sigmoid/tanh slices, state updates) as the LSTM step runs them without a row kernel.
     fn assert_row_equals_the_separate_passes(z: &[f32], c_prev: &[f32], bias: &[f32]) {
         let u = c_prev.len();
         for bias in [None, Some(bias)] {
@@ -1363,27 +1439,55 @@ mod tests {
             tanh_slice(&mut want_h);
             want_h.iter_mut().zip(o).for_each(|(h, o)| *h *= o);
 
-            let (mut got, mut c, mut h) = (z.to_vec(), vec![0.0; u], vec![0.0; u]);
-            // With AVX-512 the vector kernel and its scalar tail; without, the scalar code over every unit.
-            lstm_row(&mut got, bias, c_prev, &mut c, &mut h);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&got),
-                bits(&want),
-                "gates, u = {u}, bias {}",
-                bias.is_some()
-            );
-            assert_eq!(bits(&c), bits(&want_c), "c, u = {u}");
-            assert_eq!(bits(&h), bits(&want_h), "h, u = {u}");
+            for (path, row) in row_paths() {
+                let (mut got, mut c, mut h) = (z.to_vec(), vec![0.0; u], vec![0.0; u]);
+                row(&mut got, bias, c_prev, &mut c, &mut h);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let case = format!("{path}, u = {u}, bias {}", bias.is_some());
+                assert_eq!(bits(&got), bits(&want), "gates, {case}");
+                assert_eq!(bits(&c), bits(&want_c), "c, {case}");
+                assert_eq!(bits(&h), bits(&want_h), "h, {case}");
+            }
         }
     }
 
-    /// The LSTM row kernel gives the separate passes' bits for every way the AVX-512 kernel splits a row: pairs
-    /// of 16 units only (32), pairs and a scalar tail (37), pairs and a single 16 (48), all three (53); on values
-    /// spread over the gates' range plus a NaN and infinities.
+    type RowKernel = fn(&mut [f32], Option<&[f32]>, &[f32], &mut [f32], &mut [f32]);
+
+    /// Every LSTM row kernel this CPU can run (the vector kernels with their scalar tails, and the scalar code
+    /// over every unit), not only the one [`lstm_row`] dispatches to.
+    fn row_paths() -> Vec<(&'static str, RowKernel)> {
+        let mut paths: Vec<(&str, RowKernel)> = vec![
+            ("dispatched", lstm_row),
+            ("scalar", |z, b, cp, cn, h| {
+                lstm_row_scalar(z, b, cp, cn, h, 0)
+            }),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above); `lstm_row`'s callers' lengths.
+                paths.push(("avx2", |z, b, cp, cn, h| unsafe {
+                    avx2::lstm_row(z, b, cp, cn, h)
+                }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above); `lstm_row`'s callers' lengths.
+                paths.push(("avx512", |z, b, cp, cn, h| unsafe {
+                    avx512::lstm_row(z, b, cp, cn, h)
+                }));
+            }
+        }
+        paths
+    }
+
+    /// The LSTM row kernels give the separate passes' bits for every way the vector kernels split a row: a scalar
+    /// tail only (5), pairs of 16 units only (32), pairs and a scalar tail (37), pairs and a single 16 (48), all
+    /// three (53); on values spread over the gates' range plus a NaN and infinities.
     #[test]
     fn lstm_row_equals_the_separate_passes() {
-        for u in [32, 37, 48, 53] {
+        for u in [5, 32, 37, 48, 53] {
             let value = |k: usize, scale: f32| ((k * 7919 % 1000) as f32 / 1000.0 - 0.5) * scale;
             let mut z: Vec<f32> = (0..4 * u).map(|k| value(k, 24.0)).collect();
             z[3] = f32::NAN;
