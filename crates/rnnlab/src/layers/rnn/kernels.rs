@@ -895,10 +895,17 @@ mod avx2 {
     /// in a packed half panel; the columns of the next group of [`HALF`] `hs` floats on, see [`col`]), `op` at the
     /// output's; `lanes` columns exist from there: output loads and stores past them are masked off, and so are the
     /// loads of `m` when `MASK_M` (an unpacked matrix has no zero padding). A strip starts at a multiple of its
-    /// width or of [`HALF`] (so its columns past a group boundary start the next group).
+    /// width or of [`HALF`] (so its columns past a group boundary start the next group). `SET`: the output is taken
+    /// as zeros, unread (`0 + chain`, the bits of zeroing it first; see [`super::gemm_set_packed_dir`]).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn strip<const R: usize, const W: usize, const FUSED: bool, const MASK_M: bool>(
+    unsafe fn strip<
+        const R: usize,
+        const W: usize,
+        const FUSED: bool,
+        const MASK_M: bool,
+        const SET: bool,
+    >(
         ap: *const f32,
         lda: usize,
         mp: *const f32,
@@ -929,7 +936,7 @@ mod avx2 {
         // stride `lda`, `mp` at j1 rows (stride `ldm`) with `lanes` columns, or W * L zero-padded columns when
         // not MASK_M, and `op` at R output rows (stride `ldo`) with `lanes` writable columns.
         let mut acc = [[_mm256_setzero_ps(); W]; R];
-        if !FUSED {
+        if !FUSED && !SET {
             for (r, accr) in acc.iter_mut().enumerate() {
                 for (v, accv) in accr.iter_mut().enumerate() {
                     *accv = load(op.add(r * ldo + L * v), v);
@@ -960,10 +967,11 @@ mod avx2 {
         for (r, accr) in acc.iter().enumerate() {
             for (v, &accv) in accr.iter().enumerate() {
                 let o = op.add(r * ldo + L * v);
-                let x = if FUSED {
-                    _mm256_add_ps(load(o, v), accv)
-                } else {
-                    accv
+                let x = match (FUSED, SET) {
+                    (true, false) => _mm256_add_ps(load(o, v), accv),
+                    // 0 + chain, as onto a zeroed `out` (+0 where the chain is -0).
+                    (true, true) => _mm256_add_ps(_mm256_setzero_ps(), accv),
+                    (false, _) => accv,
                 };
                 if whole[v] {
                     _mm256_storeu_ps(o, x)
@@ -984,7 +992,7 @@ mod avx2 {
     /// depend on the blocking, so the bits equal the portable kernel's.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn chunk<const FUSED: bool, const MASK_M: bool>(
+    unsafe fn chunk<const FUSED: bool, const MASK_M: bool, const SET: bool>(
         ap: *const f32,
         lda: usize,
         mp: *const f32,
@@ -1001,7 +1009,7 @@ mod avx2 {
         let full = rows - rows % BLOCK_ROWS;
         for c in (0..lanes).step_by(2 * L) {
             for r0 in (0..full).step_by(BLOCK_ROWS) {
-                strip::<BLOCK_ROWS, 2, FUSED, MASK_M>(
+                strip::<BLOCK_ROWS, 2, FUSED, MASK_M, SET>(
                     ap.add(r0 * lda),
                     lda,
                     col(mp, c, hs),
@@ -1019,7 +1027,7 @@ mod avx2 {
         macro_rules! rest {
             ($r:literal, $w:literal) => {
                 for c in (0..lanes).step_by($w * L) {
-                    strip::<$r, $w, FUSED, MASK_M>(
+                    strip::<$r, $w, FUSED, MASK_M, SET>(
                         ap,
                         lda,
                         col(mp, c, hs),
@@ -1065,7 +1073,7 @@ mod avx2 {
                 // SAFETY: the dispatcher checked `a`, `m` and `out` cover `rows` x `k`, `k` x `width` and
                 // `rows` x `width` with their strides; `m` is read masked to the columns that exist.
                 unsafe {
-                    chunk::<FUSED, true>(
+                    chunk::<FUSED, true, false>(
                         ap,
                         lda,
                         mp.add(c),
@@ -1084,8 +1092,9 @@ mod avx2 {
     }
 
     /// The product with a [`Packed`](super::Packed) matrix, per block of terms and panel (`rev`: from the last panel).
+    /// `SET`: onto zeros, `out` unread (the first block of terms sets, the others add).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gemm_acc_packed<const FUSED: bool>(
+    pub(super) unsafe fn gemm_acc_packed<const FUSED: bool, const SET: bool>(
         a: &[f32],
         lda: usize,
         pk: Panels<'_>,
@@ -1097,25 +1106,47 @@ mod avx2 {
         let k = pk.k;
         let (ap, op, dp) = (a.as_ptr(), out.as_mut_ptr(), pk.data().as_ptr());
         let panels = pk.width.div_ceil(COLS);
-        for js in super::term_blocks::<FUSED>(k) {
+        for (b, js) in super::term_blocks::<FUSED>(k).enumerate() {
             for i in 0..panels {
                 let p = if rev { panels - 1 - i } else { i };
                 // SAFETY: the dispatcher checked `a` and `out` cover `rows` rows; panel p exists and holds
                 // two halves of k * HALF floats, zero-padded past the width, so its loads need no mask.
+                let (mp, op, lanes) = (
+                    dp.add(p * k * COLS),
+                    op.add(p * COLS),
+                    COLS.min(pk.width - p * COLS),
+                );
+                let (j0, j1) = (js.start, js.end);
                 unsafe {
-                    chunk::<FUSED, false>(
-                        ap,
-                        lda,
-                        dp.add(p * k * COLS),
-                        HALF,
-                        k * HALF,
-                        op.add(p * COLS),
-                        ldo,
-                        rows,
-                        COLS.min(pk.width - p * COLS),
-                        js.start,
-                        js.end,
-                    )
+                    if SET && b == 0 {
+                        chunk::<FUSED, false, true>(
+                            ap,
+                            lda,
+                            mp,
+                            HALF,
+                            k * HALF,
+                            op,
+                            ldo,
+                            rows,
+                            lanes,
+                            j0,
+                            j1,
+                        )
+                    } else {
+                        chunk::<FUSED, false, false>(
+                            ap,
+                            lda,
+                            mp,
+                            HALF,
+                            k * HALF,
+                            op,
+                            ldo,
+                            rows,
+                            lanes,
+                            j0,
+                            j1,
+                        )
+                    }
                 };
             }
         }
@@ -1172,7 +1203,7 @@ pub(crate) fn gemm_acc_packed_part<const FUSED: bool>(
 
 /// [`gemm_acc_packed_dir`] onto zeros: `out[r, :width] = 0 + a[r, :k] @ m`, the bits of zeroing those values
 /// and then accumulating, without a pass that zeroes them where the kernel can take them as zeros (AVX-512, four
-/// rows or more). What a time step's first product does (a step's sums start at 0).
+/// rows or more; AVX2 with FMA). What a time step's first product does (a step's sums start at 0).
 pub(crate) fn gemm_set_packed_dir<const FUSED: bool>(
     a: &[f32],
     lda: usize,
@@ -1218,16 +1249,16 @@ fn gemm_panels<const FUSED: bool, const SET: bool>(
             };
         }
     }
-    if SET {
-        zero_rows(out, rows, ldo, pk.width);
-    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { avx2::gemm_acc_packed::<FUSED>(a, lda, pk, out, ldo, rows, rev) };
+            return unsafe { avx2::gemm_acc_packed::<FUSED, SET>(a, lda, pk, out, ldo, rows, rev) };
         }
+    }
+    if SET {
+        zero_rows(out, rows, ldo, pk.width);
     }
     gemm_acc_packed_body::<FUSED>(a, lda, pk, out, ldo, rows, rev)
 }
@@ -1479,9 +1510,40 @@ mod tests {
                     let mut got = init.clone();
                     // SAFETY: as above.
                     unsafe {
-                        avx2::gemm_acc_packed::<FUSED>(&a, k, pk.panels(), &mut got, n, rows, rev)
+                        avx2::gemm_acc_packed::<FUSED, false>(
+                            &a,
+                            k,
+                            pk.panels(),
+                            &mut got,
+                            n,
+                            rows,
+                            rev,
+                        )
                     };
                     assert_eq!(got, want, "{} rev={rev}", label("packed avx2"));
+                    // Onto zeros, as the dispatched kernel above: NaN in `out`, column tails untouched.
+                    let mut got = vec![f32::NAN; rows * ldo];
+                    // SAFETY: as above.
+                    unsafe {
+                        avx2::gemm_acc_packed::<FUSED, true>(
+                            &a,
+                            k,
+                            pk.panels(),
+                            &mut got,
+                            ldo,
+                            rows,
+                            rev,
+                        )
+                    };
+                    for (r, (got, want)) in got.chunks(ldo).zip(want0.chunks(n)).enumerate() {
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got[..n]), bits(want), "{} row {r}", label("set avx2"));
+                        assert!(
+                            got[n..].iter().all(|v| v.is_nan()),
+                            "{} row {r}",
+                            label("set avx2")
+                        );
+                    }
                 }
             }
         }
