@@ -1116,36 +1116,29 @@ mod avx2 {
                     op.add(p * COLS),
                     COLS.min(pk.width - p * COLS),
                 );
-                let (j0, j1) = (js.start, js.end);
+                // The first block of terms sets (onto zeros), the others add.
+                macro_rules! chunk {
+                    ($set:literal) => {
+                        chunk::<FUSED, false, $set>(
+                            ap,
+                            lda,
+                            mp,
+                            HALF,
+                            k * HALF,
+                            op,
+                            ldo,
+                            rows,
+                            lanes,
+                            js.start,
+                            js.end,
+                        )
+                    };
+                }
                 unsafe {
                     if SET && b == 0 {
-                        chunk::<FUSED, false, true>(
-                            ap,
-                            lda,
-                            mp,
-                            HALF,
-                            k * HALF,
-                            op,
-                            ldo,
-                            rows,
-                            lanes,
-                            j0,
-                            j1,
-                        )
+                        chunk!(true)
                     } else {
-                        chunk::<FUSED, false, false>(
-                            ap,
-                            lda,
-                            mp,
-                            HALF,
-                            k * HALF,
-                            op,
-                            ldo,
-                            rows,
-                            lanes,
-                            j0,
-                            j1,
-                        )
+                        chunk!(false)
                     }
                 };
             }
