@@ -1477,18 +1477,22 @@ mod tests {
             let ldo = n + 3;
             let mut want0 = vec![0.0f32; rows * n];
             naive(&a, &m, &mut want0, rows, k, n, FUSED);
-            for rev in [false, true] {
-                let mut got = vec![f32::NAN; rows * ldo];
-                gemm_set_packed_dir::<FUSED>(&a, k, &pk, &mut got, ldo, rows, rev);
+            // `got` (rows `ldo` apart, NaN before the product) holds the product's bits, its column tails NaN.
+            let assert_set = |got: &[f32], what: &str| {
                 for (r, (got, want)) in got.chunks(ldo).zip(want0.chunks(n)).enumerate() {
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got[..n]), bits(want), "{} row {r}", label("set"));
+                    assert_eq!(bits(&got[..n]), bits(want), "{} row {r}", label(what));
                     assert!(
                         got[n..].iter().all(|v| v.is_nan()),
                         "{} row {r}",
-                        label("set")
+                        label(what)
                     );
                 }
+            };
+            for rev in [false, true] {
+                let mut got = vec![f32::NAN; rows * ldo];
+                gemm_set_packed_dir::<FUSED>(&a, k, &pk, &mut got, ldo, rows, rev);
+                assert_set(&got, "set");
             }
             // The AVX2 kernels also on a machine whose dispatch picks AVX-512.
             #[cfg(target_arch = "x86_64")]
@@ -1528,15 +1532,7 @@ mod tests {
                             rev,
                         )
                     };
-                    for (r, (got, want)) in got.chunks(ldo).zip(want0.chunks(n)).enumerate() {
-                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&got[..n]), bits(want), "{} row {r}", label("set avx2"));
-                        assert!(
-                            got[n..].iter().all(|v| v.is_nan()),
-                            "{} row {r}",
-                            label("set avx2")
-                        );
-                    }
+                    assert_set(&got, "set avx2");
                 }
             }
         }
