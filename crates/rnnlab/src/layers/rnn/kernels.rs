@@ -1117,7 +1117,7 @@ mod avx2 {
                     COLS.min(pk.width - p * COLS),
                 );
                 // The first block of terms sets (onto zeros), the others add.
-                macro_rules! chunk {
+                macro_rules! run_chunk {
                     ($set:literal) => {
                         chunk::<FUSED, false, $set>(
                             ap,
@@ -1136,9 +1136,9 @@ mod avx2 {
                 }
                 unsafe {
                     if SET && b == 0 {
-                        chunk!(true)
+                        run_chunk!(true)
                     } else {
-                        chunk!(false)
+                        run_chunk!(false)
                     }
                 };
             }
