@@ -1028,10 +1028,9 @@ mod avx2 {
         let mut chunks = v.chunks_exact_mut(8 * G);
         for c in &mut chunks {
             let x: F = each!(|g| _mm256_loadu_ps(c.as_ptr().add(8 * g)));
-            let y = f(x);
-            for g in 0..G {
-                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x[g], x[g]);
-                _mm256_storeu_ps(c.as_mut_ptr().add(8 * g), _mm256_blendv_ps(y[g], x[g], nan));
+            let y = keep_nan(x, f(x));
+            for (g, y) in y.into_iter().enumerate() {
+                _mm256_storeu_ps(c.as_mut_ptr().add(8 * g), y);
             }
         }
         chunks
